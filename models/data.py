@@ -1,0 +1,126 @@
+"""Image data sets for training and evaluation: CelebA, Imagenette and any folder of images.
+
+Each item is a float (3, S, S) image in [0, 1]. CelebA and folders are resized on the short side
+and centre-cropped (the paper's recipe); Imagenette trains on random S x S crops with horizontal
+flips. Items are addressed as (index, seed) so that augmentation is reproducible on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from models.errors import TransInrError
+from models.images import fit_image, load_image, resize
+
+DATASETS = ("celeba", "imagenette", "folder")
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def _require_dir(path: Path, what: str) -> None:
+    if not path.is_dir():
+        raise TransInrError(f"{what} not found at {path}; check --data")
+
+
+def celeba_files(root: Path, split: str) -> list[Path]:
+    """CelebA layout: img_align_celeba/ and list_eval_partition.txt (0 train, 1 val, 2 test)."""
+    _require_dir(root / "img_align_celeba", "CelebA folder img_align_celeba/")
+    partition_file = root / "list_eval_partition.txt"
+    if not partition_file.is_file():
+        raise TransInrError(f"{partition_file} not found; a CelebA root needs it (check --data)")
+    wanted = str(SPLITS.index(split))
+    files = []
+    for line in partition_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1] == wanted:
+            files.append(root / "img_align_celeba" / parts[0])
+    return files
+
+
+def imagenette_files(root: Path, split: str) -> list[Path]:
+    """Imagenette layout: train/ and val/ with one folder per class (test reads val/)."""
+    folder = root / ("train" if split == "train" else "val")
+    _require_dir(folder, f"Imagenette folder {folder.name}/")
+    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def folder_split(relative: str) -> str:
+    """Deterministic 80/10/10 split of a file by the hash of its relative path."""
+    bucket = int(hashlib.sha1(relative.encode()).hexdigest(), 16) % 10
+    return "test" if bucket == 9 else "val" if bucket == 8 else "train"
+
+
+def folder_files(root: Path, split: str) -> list[Path]:
+    _require_dir(root, "image folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in files if folder_split(p.relative_to(root).as_posix()) == split]
+
+
+class ImageDataset(Dataset):
+    """Images of one split, fitted to S x S; items are looked up by (index, seed)."""
+
+    def __init__(self, dataset: str, root: str | Path, split: str, size: int, limit: int = 0):
+        if dataset not in DATASETS:
+            raise TransInrError(
+                f"unknown --dataset '{dataset}'; choose one of: {', '.join(DATASETS)}"
+            )
+        if split not in SPLITS:
+            raise TransInrError(f"unknown --split '{split}'; choose one of: {', '.join(SPLITS)}")
+        root = Path(root)
+        lister = {"celeba": celeba_files, "imagenette": imagenette_files, "folder": folder_files}
+        self.files = lister[dataset](root, split)
+        if limit:
+            self.files = self.files[:limit]
+        if not self.files:
+            raise TransInrError(f"no {split} images found for --dataset {dataset} in {root}")
+        self.size = size
+        self.random_crop = dataset == "imagenette" and split == "train"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
+        index, seed = item if isinstance(item, tuple) else (item, 0)
+        image = load_image(self.files[index])
+        if not self.random_crop:
+            return fit_image(image, self.size, "crop")[0]
+        generator = torch.Generator().manual_seed(seed)
+        height, width = image.shape[1:]
+        if min(height, width) < self.size:
+            image = resize(image, max(self.size, height), max(self.size, width))
+            height, width = image.shape[1:]
+        top = int(torch.randint(height - self.size + 1, (1,), generator=generator))
+        left = int(torch.randint(width - self.size + 1, (1,), generator=generator))
+        crop = image[:, top : top + self.size, left : left + self.size]
+        if torch.rand(1, generator=generator) < 0.5:
+            crop = crop.flip(-1)
+        return crop.contiguous()
+
+
+class EpochSampler(Sampler):
+    """Shuffles every epoch from (seed, epoch) and can start mid-epoch: resumable data order.
+
+    Yields (index, augmentation seed) pairs.
+    """
+
+    def __init__(self, length: int, seed: int, epoch: int = 0, start: int = 0):
+        self.length, self.seed, self.epoch, self.start = length, seed, epoch, start
+
+    def order(self, epoch: int) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.length, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, start = self.epoch, self.start
+        while True:
+            for position, index in enumerate(self.order(epoch)[start:], start=start):
+                yield index, (self.seed * 1_000_003 + epoch) * 1_000_003 + position
+            epoch, start = epoch + 1, 0
+
+    def __len__(self) -> int:  # infinite stream; the training loop counts steps
+        return 1 << 62

@@ -1,0 +1,61 @@
+"""The Transformer hypernetwork's weight side: weight tokens and weight grouping (Sec. 3.4).
+
+Learned weight tokens (one per group) are appended to the data tokens. For INR layer i, its
+g = min(G, out_i) output tokens pass a LayerNorm + Linear head giving u of shape (in_i, g), and
+column j of the weight is `normalize(W_base[:, j] * u[:, j mod g])` (L2 over the input dim).
+The bias row is not generated: it stays the shared, learned base bias.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.inr import INRWeights, init_layer
+
+
+def group_modulate(base: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
+    """Base weights (in + 1, out) and u (B, in, g) -> generated weights (B, in + 1, out).
+
+    Columns are tiled over the groups: column j uses group j mod g.
+    """
+    fan_out, group_count = base.shape[1], modulation.shape[2]
+    tiled = modulation.repeat(1, 1, math.ceil(fan_out / group_count))[:, :, :fan_out]
+    weight = F.normalize(base[:-1] * tiled, dim=1)  # (B, in, out)
+    bias = base[-1:].expand(modulation.shape[0], 1, fan_out)
+    return torch.cat([weight, bias], dim=1)
+
+
+class HyperNetwork(nn.Module):
+    """Weight tokens in, INR weights out: per layer a LayerNorm + Linear head and grouping."""
+
+    def __init__(self, layer_shapes: list[tuple[int, int]], dim: int, groups: int):
+        super().__init__()
+        self.group_counts = [min(groups, fan_out) for _, fan_out in layer_shapes]
+        self.weight_tokens = nn.Parameter(torch.randn(sum(self.group_counts), dim))
+        self.base_weights = nn.ParameterList(
+            nn.Parameter(init_layer(fan_in, fan_out)) for fan_in, fan_out in layer_shapes
+        )
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, fan_in)) for fan_in, _ in layer_shapes
+        )
+
+    @property
+    def weight_token_count(self) -> int:
+        return sum(self.group_counts)
+
+    def forward(self, weight_token_outputs: torch.Tensor) -> INRWeights:
+        """Encoder outputs at the weight tokens (B, T, dim) -> per layer (B, in + 1, out)."""
+        weights = []
+        for tokens, head, base in zip(
+            weight_token_outputs.split(self.group_counts, dim=1),
+            self.heads,
+            self.base_weights,
+            strict=True,
+        ):
+            modulation = head(tokens).transpose(1, 2)  # (B, in, g)
+            weights.append(group_modulate(base, modulation))
+        return weights

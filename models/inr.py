@@ -1,0 +1,97 @@
+"""Implicit neural representations as pure functions of (coordinates, weights) (paper Sec. 3.1).
+
+An INR's weights are a list of matrices `wb` of shape (B, in + 1, out), one per linear layer,
+the last row being the bias. Nothing is stored on a module: the hypernetwork returns weights,
+an `.inr` file stores them, refinement optimises them, rendering consumes them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from models.config import INRConfig
+
+INRWeights = list[torch.Tensor]  # per layer (B, in + 1, out)
+
+
+def fourier_frequencies(
+    config: INRConfig, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """exp(linspace(0, ln fourier_max, fourier_count)), times pi for the image INR."""
+    frequencies = torch.exp(
+        torch.linspace(0.0, math.log(config.fourier_max), config.fourier_count, device=device)
+    )
+    return frequencies * math.pi if config.fourier_pi else frequencies
+
+
+def fourier_features(coords: torch.Tensor, frequencies: torch.Tensor) -> torch.Tensor:
+    """(..., d) -> (..., 2 d n): [cos(x w), sin(x w)] for every coordinate and frequency."""
+    phases = (coords.unsqueeze(-1) * frequencies).flatten(-2)  # (..., d * n)
+    return torch.cat([torch.cos(phases), torch.sin(phases)], dim=-1)
+
+
+def init_layer(fan_in: int, fan_out: int) -> torch.Tensor:
+    """A (fan_in + 1, fan_out) weight-and-bias matrix initialised like torch's nn.Linear."""
+    linear = torch.nn.Linear(fan_in, fan_out)
+    return torch.cat([linear.weight.detach().t(), linear.bias.detach()[None]], dim=0)
+
+
+def init_weights(config: INRConfig, batch: int = 1) -> INRWeights:
+    """Fresh random weights (fitting from scratch, tests), shared across the batch."""
+    return [init_layer(i, o).expand(batch, -1, -1).clone() for i, o in config.layer_shapes()]
+
+
+def linear(inputs: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
+    """(B, N, in) @ weight + bias with wb (B, in + 1, out) -> (B, N, out)."""
+    wb = wb.to(inputs.dtype)
+    return torch.baddbmm(wb[:, -1:, :], inputs, wb[:, :-1, :])
+
+
+def mlp(features: torch.Tensor, weights: INRWeights) -> torch.Tensor:
+    """(B, N, in) through the layers, ReLU between them, linear output: -> (B, N, out)."""
+    hidden = features
+    for index, wb in enumerate(weights):
+        hidden = linear(hidden, wb)
+        if index < len(weights) - 1:
+            hidden = torch.relu(hidden)
+    return hidden
+
+
+def image_inr(coords: torch.Tensor, weights: INRWeights, config: INRConfig) -> torch.Tensor:
+    """Pixel coordinates (B, N, 2) in (-1, 1), (y, x) order -> RGB (B, N, 3), output + 0.5."""
+    features = fourier_features(coords, fourier_frequencies(config, coords.device))
+    return mlp(features, weights) + config.out_bias
+
+
+def grid_image_inr(
+    rows: torch.Tensor, cols: torch.Tensor, weights: INRWeights, config: INRConfig
+) -> torch.Tensor:
+    """The image INR on the grid rows x cols -> RGB (B, R * C, 3), row-major.
+
+    Same function as `image_inr` on the grid's coordinates, but the first layer is computed
+    separably: the Fourier features of (y, x) are [cos yw, cos xw, sin yw, sin xw], so
+    features @ W1 = (y part) @ W1_y + (x part) @ W1_x, one small matmul per row and per column
+    instead of one per pixel.
+    """
+    count, first = config.fourier_count, weights[0]
+    frequencies = fourier_frequencies(config, rows.device)
+
+    def axis_part(values: torch.Tensor, axis: int) -> torch.Tensor:  # (L,) -> (B, L, out)
+        phases = values[:, None] * frequencies  # (L, n)
+        features = torch.cat([torch.cos(phases), torch.sin(phases)], dim=-1)
+        cos_rows = first[:, axis * count : (axis + 1) * count]
+        sin_rows = first[:, (2 + axis) * count : (3 + axis) * count]
+        axis_weight = torch.cat([cos_rows, sin_rows], dim=1).to(features.dtype)  # (B, 2n, out)
+        return torch.matmul(features, axis_weight)
+
+    row_part, col_part = axis_part(rows, 0), axis_part(cols, 1)
+    hidden = row_part[:, :, None] + col_part[:, None, :] + first[:, None, -1:].to(row_part.dtype)
+    hidden = torch.relu(hidden.flatten(1, 2))  # (B, R * C, out)
+    return mlp(hidden, weights[1:]) + config.out_bias
+
+
+def flops_per_point(config: INRConfig) -> int:
+    """Multiply-adds x 2 of the linear layers for one coordinate (the INR's matmul FLOPs)."""
+    return sum(2 * fan_in * fan_out for fan_in, fan_out in config.layer_shapes())

@@ -1,0 +1,196 @@
+"""The `.inr` file: a safetensors file holding an INR's complete weights plus JSON metadata.
+
+Rendering needs only this file, not the meta-learner. Tensors `layer.{i}` of shape (in + 1, out);
+metadata key `format` = "transinr.inr", `format_version`, and `transinr` = JSON with the task, the
+INR architecture, coordinate convention, native size, content box, source model and encode PSNR.
+The header is read and checked (format, version, every tensor's name, dtype and shape against
+the declared architecture, sizes) before any tensor is allocated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from models import __version__
+from models.config import INRConfig
+from models.errors import TransInrError
+from models.inr import INRWeights
+
+FORMAT_NAME = "transinr.inr"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 1 << 20
+MAX_FILE_BYTES = 1 << 30
+COORDINATES = "pixel centres in (-1, 1), (y, x) order, row-major; y grows downwards"
+DTYPES = {"float32": (torch.float32, "F32"), "float16": (torch.float16, "F16")}
+
+
+@dataclass
+class InrFile:
+    """An INR's weights (per layer (in + 1, out), no batch dim) and what they stand for."""
+
+    weights: INRWeights
+    inr: INRConfig
+    task: str = "image"
+    info: dict = field(default_factory=dict)  # native size, content box, source, PSNR, ...
+
+    def batched(self, device: torch.device | str = "cpu") -> INRWeights:
+        """Weights as a batch of one, float32 on `device`."""
+        return [w.to(device=device, dtype=torch.float32)[None] for w in self.weights]
+
+    def parameter_count(self) -> int:
+        return sum(w.numel() for w in self.weights)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: never a partial file."""
+    path = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise TransInrError(f"cannot write {path} ({error.strerror}); check the folder") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise TransInrError(f"cannot write {path} ({error.strerror}); nothing written") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
+    """Serialise to safetensors bytes."""
+    if dtype not in DTYPES:
+        raise TransInrError(f"unknown --dtype '{dtype}'; choose float32 or float16")
+    tensors = {
+        f"layer.{index}": weight.detach().to("cpu", DTYPES[dtype][0]).contiguous()
+        for index, weight in enumerate(inr_file.weights)
+    }
+    header = {
+        "task": inr_file.task,
+        "inr": dataclasses.asdict(inr_file.inr),
+        "coordinates": COORDINATES,
+        "tool_version": __version__,
+        **inr_file.info,
+    }
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "transinr": json.dumps(header, sort_keys=True),
+    }
+    return save_safetensors(tensors, metadata=metadata)
+
+
+def save_inr(inr_file: InrFile, path: str | Path, dtype: str = "float32") -> None:
+    atomic_write(Path(path), inr_bytes(inr_file, dtype))
+
+
+def read_safetensors_header(data: bytes, name: str) -> dict:
+    """Parse and sanity-check a safetensors header without touching the tensor data."""
+    if len(data) < 8:
+        raise TransInrError(f"{name} is too short to be a safetensors file; is it truncated?")
+    (header_size,) = struct.unpack("<Q", data[:8])
+    if header_size > MAX_HEADER_BYTES or 8 + header_size > len(data):
+        raise TransInrError(f"{name} has a broken safetensors header; is it truncated?")
+    try:
+        header = json.loads(data[8 : 8 + header_size])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?") from None
+    if not isinstance(header, dict):
+        raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?")
+    payload = len(data) - 8 - header_size
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= payload
+        ):
+            raise TransInrError(f"{name}: tensor '{key}' lies outside the file; is it truncated?")
+    return header
+
+
+def peek_format(path: str | Path) -> str | None:
+    """The `format` tag in a safetensors file's metadata (None if absent or unreadable)."""
+    try:
+        with open(path, "rb") as stream:
+            (size,) = struct.unpack("<Q", stream.read(8))
+            if size > MAX_HEADER_BYTES:
+                return None
+            metadata = json.loads(stream.read(size)).get("__metadata__") or {}
+        return metadata.get("format") if isinstance(metadata, dict) else None
+    except (OSError, ValueError, struct.error, AttributeError):
+        return None
+
+
+def load_inr(path: str | Path) -> InrFile:
+    """Read and validate an `.inr` file; any problem is a one-line TransInrError."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransInrError(f".inr file not found: {path}; check the path")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise TransInrError(f"{path} is larger than any .inr file we write; is it the right file?")
+    data = path.read_bytes()
+    header = read_safetensors_header(data, str(path))
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
+        raise TransInrError(
+            f"{path} is not a transinr .inr file (no '{FORMAT_NAME}' format tag); "
+            "make one with `transinr encode`"
+        )
+    try:
+        version = int(metadata.get("format_version", ""))
+        info = json.loads(metadata["transinr"])
+        inr = INRConfig(**info.pop("inr"))
+        task = info.pop("task")
+    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+        raise TransInrError(f"{path} has unreadable transinr metadata; re-encode it") from None
+    if version > FORMAT_VERSION:
+        raise TransInrError(
+            f"{path} is .inr format version {version}, newer than this transinr reads "
+            f"({FORMAT_VERSION}); upgrade transinr"
+        )
+    shapes = inr.layer_shapes()
+    expected = {f"layer.{i}": [fan_in + 1, fan_out] for i, (fan_in, fan_out) in enumerate(shapes)}
+    found = {key: value for key, value in header.items() if key != "__metadata__"}
+    if set(found) != set(expected):
+        raise TransInrError(
+            f"{path} holds tensors {sorted(found)} but its architecture needs {sorted(expected)}; "
+            "the file is corrupt: re-encode it"
+        )
+    allowed = {code for _, code in DTYPES.values()}
+    for key, shape in expected.items():
+        if found[key].get("dtype") not in allowed or found[key].get("shape") != shape:
+            raise TransInrError(
+                f"{path}: tensor {key} is {found[key].get('dtype')} {found[key].get('shape')}, "
+                f"expected F32/F16 {shape}; the file is corrupt: re-encode it"
+            )
+    try:
+        tensors = load_safetensors(data)
+    except Exception as error:  # safetensors raises its own error types
+        raise TransInrError(f"cannot read tensors from {path} ({error}); re-encode it") from None
+    weights = [tensors[f"layer.{i}"] for i in range(len(shapes))]
+    if not all(torch.isfinite(w).all() for w in weights):
+        raise TransInrError(f"{path} holds non-finite weights; re-encode it")
+    info.pop("coordinates", None)
+    return InrFile(weights=weights, inr=inr, task=task, info=info)

@@ -1,0 +1,51 @@
+"""Trans-INR: tokenizer -> Transformer -> hypernetwork, observations to INR weights (Sec. 3).
+
+One forward pass builds the complete weights of an INR; nothing is stored per sample.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.config import ModelConfig
+from models.hypernetwork import HyperNetwork
+from models.inr import INRWeights
+from models.tokenizers import ImageTokenizer
+from models.transformer import TransformerEncoder
+
+
+class TransInr(nn.Module):
+    """Images (B, 3, S, S) in [0, 1] -> INR weights, per layer (B, in + 1, out)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tokenizer = ImageTokenizer(
+            config.image_size, config.patch_size, config.padding, config.channels, config.dim
+        )
+        self.transformer = TransformerEncoder(
+            config.dim, config.depth, config.heads, config.head_dim, config.ff_dim
+        )
+        self.hypernetwork = HyperNetwork(config.inr.layer_shapes(), config.dim, config.groups)
+
+    def forward(self, images: torch.Tensor) -> INRWeights:
+        data_tokens = self.tokenizer(images)
+        weight_tokens = self.hypernetwork.weight_tokens.expand(images.shape[0], -1, -1)
+        tokens = self.transformer(torch.cat([data_tokens, weight_tokens], dim=1))
+        return self.hypernetwork(tokens[:, -self.hypernetwork.weight_token_count :])
+
+
+def parameter_breakdown(model: TransInr) -> dict[str, int]:
+    """Trainable parameters per part, as in paper-configs.md, plus the total."""
+    hyper = model.hypernetwork
+    parts = {
+        "tokenizer": model.tokenizer,
+        "transformer": model.transformer,
+        "base INR": hyper.base_weights,
+        "layer heads": hyper.heads,
+    }
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
+    counts["weight tokens"] = hyper.weight_tokens.numel()
+    counts["total"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return counts

@@ -1,0 +1,39 @@
+"""Tokenizers: observations -> data tokens for the Transformer (paper Sec. 3.3).
+
+An image is zero-padded, cut into P x P patches, and each flattened patch is mapped by a Linear
+layer plus a learned positional embedding (one vector per patch position).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def image_to_patches(images: torch.Tensor, patch_size: int, padding: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, patch_count, C * P * P), patches in row-major order.
+
+    `padding` zeros are added per axis: padding // 2 before, the rest after.
+    """
+    before, after = padding // 2, padding - padding // 2
+    padded = F.pad(images, (before, after, before, after))
+    patches = F.unfold(padded, kernel_size=patch_size, stride=patch_size)  # (B, C*P*P, n)
+    return patches.transpose(1, 2)
+
+
+class ImageTokenizer(nn.Module):
+    """Zero padding, P x P patches, Linear(C P^2 -> dim) + learned positional embedding N(0, 1)."""
+
+    def __init__(self, image_size: int, patch_size: int, padding: int, channels: int, dim: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.padding = padding
+        grid = (image_size + padding) // patch_size
+        self.patch_embedding = nn.Linear(channels * patch_size**2, dim)
+        self.position_embedding = nn.Parameter(torch.randn(grid * grid, dim))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) in [0, 1] -> data tokens (B, patch_count, dim)."""
+        patches = image_to_patches(images, self.patch_size, self.padding)
+        return self.patch_embedding(patches) + self.position_embedding

@@ -1,0 +1,1 @@
+"""The `transinr` command line: thin Typer commands over the `models` core."""

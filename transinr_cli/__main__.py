@@ -1,0 +1,3 @@
+from transinr_cli.app import main
+
+main()
