@@ -49,16 +49,25 @@ def imagenette_files(root: Path, split: str) -> list[Path]:
     return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def folder_split(relative: str) -> str:
-    """Deterministic 80/10/10 split of a file by the hash of its relative path."""
-    bucket = int(hashlib.sha1(relative.encode()).hexdigest(), 16) % 10
-    return "test" if bucket == 9 else "val" if bucket == 8 else "train"
+def folder_splits(relatives: list[str]) -> dict[str, str]:
+    """Deterministic 80/10/10 split: files ranked by the hash of their relative path; the first
+    10% (at least one, given 3 or more files) are test, the next 10% val, the rest train."""
+    ranked = sorted(relatives, key=lambda name: hashlib.sha1(name.encode()).hexdigest())
+    held_out = max(1, len(ranked) // 10) if len(ranked) >= 3 else 0
+    splits = {name: "train" for name in ranked}
+    for name in ranked[:held_out]:
+        splits[name] = "test"
+    for name in ranked[held_out : 2 * held_out]:
+        splits[name] = "val"
+    return splits
 
 
 def folder_files(root: Path, split: str) -> list[Path]:
+    """Any folder of images (searched recursively), split by `folder_splits`."""
     _require_dir(root, "image folder")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return [p for p in files if folder_split(p.relative_to(root).as_posix()) == split]
+    splits = folder_splits([p.relative_to(root).as_posix() for p in files])
+    return [p for p in files if splits[p.relative_to(root).as_posix()] == split]
 
 
 class ImageDataset(Dataset):

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from models.data import ImageDataset
 from models.metalearner import TransInr
 from models.refinement import image_loss, observed_psnr, refine
+from models.rendering import psnr
 
 
 @dataclass
@@ -59,3 +60,10 @@ def evaluate_images(
         result.refine_steps = refine_steps
         result.per_image_refined = per_refined.tolist()
     return result
+
+
+def mean_image_psnr(train_set: ImageDataset, images: torch.Tensor, sample: int = 2000) -> float:
+    """The mean-image baseline: PSNR of the average training image against each of `images`."""
+    count = min(sample, len(train_set))
+    mean = torch.stack([train_set[i] for i in range(count)]).mean(dim=0)
+    return psnr(mean.expand_as(images).flatten(1), images.flatten(1)).mean().item()

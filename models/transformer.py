@@ -22,7 +22,7 @@ def naive_attention(
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention: heads x head_dim, q/k/v without bias, output projection with bias."""
+    """Multi-head self-attention: q/k/v projections without bias, output projection with bias."""
 
     def __init__(self, dim: int, heads: int, head_dim: int):
         super().__init__()

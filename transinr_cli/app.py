@@ -21,12 +21,39 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.core import TyperGroup
 
 from models import __version__
 from models.errors import TransInrError
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), instead of click's multi-line usage panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as error:
+            if not standalone_mode:
+                raise
+            where = (
+                f" (see `{error.ctx.command_path} --help`)" if getattr(error, "ctx", None) else ""
+            )
+            error_console.print(f"error: {error.format_message()}{where}", markup=False)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            if not standalone_mode:
+                raise
+            error_console.print("aborted", markup=False)
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(code if isinstance(code, int) else 0)
+        return code
+
+
 app = typer.Typer(
     name="transinr",
+    cls=OneLineErrors,
     help="Images -> complete INR weights in one Transformer forward pass (Trans-INR).",
     no_args_is_help=True,
     add_completion=False,
@@ -129,7 +156,7 @@ def check_size(name: str, value: int | None) -> None:
 
 
 def output_path(out: Path | None, source: Path, suffix: str, several: bool) -> Path:
-    """Where one input's result goes: OUT as a file, OUT/<stem><suffix> as a folder, or beside cwd."""
+    """Where one input's result goes: OUT as a file, OUT/<stem><suffix> as a folder, or cwd."""
     if out is None:
         return Path(source.stem + suffix)
     if several or out.is_dir() or out.suffix == "":
@@ -173,6 +200,9 @@ def train(
     device: DeviceOption = Device.auto,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start over, replacing the run already in --out.")
     ] = False,
     dry_run: Annotated[
         bool, typer.Option(help="Build the model, print its summary, exit.")
@@ -259,10 +289,14 @@ def train(
     train_config.checkpoint_every, train_config.workers = checkpoint_every, workers
     train_config.dataset, train_config.data = dataset.value, str(data)
     run_dir = run_dir or Path("runs") / config.preset
-    if not resume and (run_dir / "last.safetensors").exists():
+    if not resume and not overwrite and (run_dir / "last.safetensors").exists():
         raise TransInrError(
-            f"{run_dir} already holds a run; continue it with --resume or choose another --out"
+            f"{run_dir} already holds a run; continue it with --resume, replace it with "
+            "--overwrite, or choose another --out"
         )
+    if overwrite and not resume:
+        for name in ("last.safetensors", "best.safetensors"):
+            (run_dir / name).unlink(missing_ok=True)
     train_set = ImageDataset(dataset.value, data, "train", config.image_size, limit)
     val_set = ImageDataset(dataset.value, data, "val", config.image_size)
 

@@ -1,0 +1,802 @@
+"""CPU speed figures for the project issue: encode latency, render throughput, training steps.
+
+Run from the repository root:
+
+    python bench/speed.py                      # everything, about 4 minutes on 2 idle cores
+    python bench/speed.py --quick              # fewer repeats, a smoke check
+    python bench/speed.py --only encode,render # a subset: encode, render, train, presets
+    python bench/speed.py --json               # JSON on stdout, the tables go to stderr
+
+Sections
+  encode   `celeba` preset (44.46M params), one 178 x 178 image: our path (eval, inference mode,
+           SDPA: `models.encoding.encode_batch`) against a plain reference forward of the same
+           weights (naive attention, fp32, autograd on), outputs checked with allclose(1e-4).
+  render   one `celeba` INR at 1024 x 1024 through `render_quantized`, against torch's own fp32
+           matmul speed (2048^2 x 2048^2 `torch.mm`) measured in the same run; FLOPs nominal
+           (per-pixel evaluation) and executed (separable first layer, see `render_flops`).
+  train    `celeba` at batch 2: forward + full-image MSE + backward + Adam step, fp32 and bf16,
+           and the reference (naive attention, fp32, torch.optim.Adam defaults); plus the Adam
+           step alone for each Adam implementation.
+  presets  training speed of the CPU presets at their recipe's batch size, fp32 and bf16.
+
+Timings are medians over repeats after warm-up; variants compared with each other are run
+interleaved (round-robin), so background load spreads over them evenly. Each section also
+reports how much CPU other processes used while it ran ("others"), from /proc/stat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.flop_counter import FlopCounterMode
+
+from models import training
+from models.config import INRConfig, preset_config
+from models.encoding import encode_batch
+from models.inr import flops_per_point
+from models.metalearner import TransInr
+from models.rendering import render_quantized
+from models.training import ImageLoss, autocast, recipe
+
+SECTIONS = ("encode", "render", "train", "presets")
+CPU = torch.device("cpu")
+TRAIN_STEP_GOAL_S = 3.0
+RENDER_SIZE = 1024
+CHUNK_OPTIONS = (2048, 4096, 16384, 65536)
+MM_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Warm-up and repeat counts per section (full run or --quick)."""
+
+    encode_warmup: int
+    encode_repeats: int
+    mm_repeats: int
+    render_rounds: int  # every chunk size is rendered this many times, interleaved
+    train_warmup: int
+    train_steps: int
+    adam_repeats: int
+    preset_warmup: int
+    preset_steps: dict[str, int] = field(default_factory=dict)
+
+
+FULL = Budget(2, 8, 10, 2, 1, 4, 8, 2, {"celeba89": 6, "tiny": 20})
+QUICK = Budget(1, 3, 4, 1, 1, 2, 3, 1, {"celeba89": 3, "tiny": 5})
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement helpers
+
+
+def summary(seconds: list[float]) -> dict:
+    return {
+        "median_s": statistics.median(seconds),
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "n": len(seconds),
+        "samples_s": [round(s, 6) for s in seconds],
+    }
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def round_robin(
+    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, list[float]]:
+    """Warm every function up, then time them interleaved; seconds per name."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    seconds: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            seconds[name].append(timed(fn))
+    return seconds
+
+
+class CpuMeter:
+    """CPU time used by other processes (and the hypervisor) over an interval, from /proc/stat."""
+
+    def __init__(self) -> None:
+        self.started = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # up to steal
+        own = sum(os.times()[:2])  # this process, user + system
+        return time.perf_counter(), busy, own
+
+    def others(self) -> dict | None:
+        """{'cpu_s', 'share'}: other processes' CPU seconds and their share of all cores."""
+        end = self._sample()
+        if self.started is None or end is None:
+            return None
+        wall = end[0] - self.started[0]
+        other = max(0.0, (end[1] - self.started[1]) - (end[2] - self.started[2]))
+        cores = os.cpu_count() or 1
+        return {"cpu_s": round(other, 2), "share": round(other / max(wall * cores, 1e-9), 3)}
+
+
+def others_text(others: dict | None) -> str:
+    if others is None:
+        return "others: unknown"
+    return f"others used {others['cpu_s']:.1f} CPU-s ({100 * others['share']:.0f}% of all cores)"
+
+
+def machine_facts() -> dict:
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_model": model,
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "isa": isa,
+        "mkldnn_bf16": bool(torch.backends.mkldnn.is_available())
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
+def trainer_adam_kwargs() -> dict:
+    """The Adam options `models.training.train` passes (read from its source, so this follows
+    edits there); only `fused` / `foreach` flags are recognised."""
+    source = inspect.getsource(training.train)
+    call = re.search(r"torch\.optim\.Adam\((.*?)\)\n", source)
+    kwargs = {}
+    for name in ("fused", "foreach"):
+        match = re.search(rf"{name}\s*=\s*(True|False)", call.group(1) if call else "")
+        if match:
+            kwargs[name] = match.group(1) == "True"
+    return kwargs
+
+
+def adam_label(kwargs: dict) -> str:
+    if kwargs.get("fused"):
+        return "fused"
+    if kwargs.get("foreach"):
+        return "foreach"
+    return "default (for-loop on CPU)" if not kwargs else "for-loop"
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+class Shared:
+    """The celeba model and test image, built once for the encode and render sections."""
+
+    def __init__(self) -> None:
+        self._model: TransInr | None = None
+
+    @property
+    def model(self) -> TransInr:
+        if self._model is None:
+            torch.manual_seed(0)
+            self._model = TransInr(preset_config("celeba")).eval()
+        return self._model
+
+    @property
+    def image(self) -> torch.Tensor:
+        size = self.model.config.image_size
+        return torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+def bench_encode(shared: Shared, budget: Budget) -> dict:
+    model, image = shared.model, shared.image
+    reference_attention = model.transformer.set_reference_attention
+    params = sum(p.numel() for p in model.parameters())
+
+    def run(naive: bool, inference: bool) -> Callable[[], object]:
+        def call() -> object:
+            reference_attention(naive)
+            if inference:
+                return encode_batch(model, image)  # eval + inference_mode + (here) SDPA
+            return model(image)  # plain forward: autograd records the graph
+
+        return call
+
+    variants = {
+        "ours": (run(False, True), "SDPA", "inference_mode"),
+        "reference": (run(True, False), "naive", "autograd on"),
+        "SDPA, autograd on": (run(False, False), "SDPA", "autograd on"),
+        "naive, inference_mode": (run(True, True), "naive", "inference_mode"),
+    }
+    ours_out = variants["ours"][0]()
+    reference_out = variants["reference"][0]()
+    pairs = [(a, b.detach()) for a, b in zip(ours_out, reference_out, strict=True)]
+    max_diff = max((a - b).abs().max().item() for a, b in pairs)
+    agree = all(torch.allclose(a, b, rtol=1e-4, atol=1e-4) for a, b in pairs)
+    if not agree:
+        raise SystemExit(f"encode: our path and the reference disagree (max |diff| {max_diff:g})")
+    del ours_out, reference_out, pairs
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        run(True, False)()  # naive attention: every FLOP is a counted matmul
+    flops = counter.get_total_flops()
+
+    seconds = round_robin(
+        {name: v[0] for name, v in variants.items()},
+        budget.encode_warmup,
+        budget.encode_repeats,
+    )
+    reference_attention(False)
+    reference_median = statistics.median(seconds["reference"])
+    rows = []
+    for name, (_, attention, grad) in variants.items():
+        stats = summary(seconds[name])
+        rows.append(
+            {
+                "path": name,
+                "attention": attention,
+                "grad_mode": grad,
+                **stats,
+                "gflops_per_s": flops / stats["median_s"] / 1e9,
+                "speedup_vs_reference": reference_median / stats["median_s"],
+            }
+        )
+    return {
+        "preset": "celeba",
+        "params": params,
+        "input": list(image.shape),
+        "gflop": flops / 1e9,
+        "max_abs_diff": max_diff,
+        "allclose_1e-4": agree,
+        "speedup": reference_median / statistics.median(seconds["ours"]),
+        "rows": rows,
+    }
+
+
+def render_flops(inr: INRConfig, height: int, width: int, chunk_pixels: int) -> dict:
+    """Matmul FLOPs of a render, nominal and executed.
+
+    nominal: flops_per_point x pixels, what evaluating the INR pixel by pixel costs.
+    executed: what `grid_image_inr` via `iter_row_chunks` does. The first layer is separable:
+    per chunk of rows, one (rows, 2n) @ (2n, width1) matmul for the row part and one
+    (width, 2n) @ (2n, width1) for the column part (recomputed per chunk); then the hidden and
+    output layers per pixel. Element-wise work (the broadcast add, ReLU, Fourier features) is
+    not counted in either figure.
+    """
+    shapes = inr.layer_shapes()
+    rows_per_chunk = max(1, chunk_pixels // width)  # as models.rendering.iter_row_chunks
+    chunks = math.ceil(height / rows_per_chunk)
+    axis_features, first_out = shapes[0][0] // inr.coord_dim, shapes[0][1]
+    first_layer = 2 * axis_features * first_out * (height + chunks * width)
+    per_pixel_rest = sum(2 * fan_in * fan_out for fan_in, fan_out in shapes[1:])
+    return {
+        "nominal": flops_per_point(inr) * height * width,
+        "executed": first_layer + per_pixel_rest * height * width,
+        "executed_first_layer": first_layer,
+        "rows_per_chunk": rows_per_chunk,
+        "chunks": chunks,
+    }
+
+
+def bench_mm(repeats: int) -> dict:
+    """torch's own fp32 matmul speed: torch.mm of two MM_SIZE^2 float32 matrices."""
+    left, right = torch.randn(MM_SIZE, MM_SIZE), torch.randn(MM_SIZE, MM_SIZE)
+    stats = summary(round_robin({"mm": lambda: torch.mm(left, right)}, 2, repeats)["mm"])
+    return {**stats, "gflops_per_s": 2 * MM_SIZE**3 / stats["median_s"] / 1e9}
+
+
+def bench_render(shared: Shared, budget: Budget) -> dict:
+    default_chunk = inspect.signature(render_quantized).parameters["chunk_pixels"].default
+    chunk_options = sorted({*CHUNK_OPTIONS, default_chunk})
+    inr = shared.model.config.inr
+    weights = encode_batch(shared.model, shared.image)
+
+    # Check the executed-FLOP formula against torch's FLOP counter on a short strip.
+    strip_rows = 2 * render_flops(inr, 1, RENDER_SIZE, default_chunk)["rows_per_chunk"] + 1
+    with FlopCounterMode(display=False) as counter:
+        render_quantized(weights, inr, strip_rows, RENDER_SIZE, chunk_pixels=default_chunk)
+    counted = counter.get_total_flops()
+    formula = render_flops(inr, strip_rows, RENDER_SIZE, default_chunk)["executed"]
+
+    mm = bench_mm(budget.mm_repeats)
+
+    def render(chunk: int, height: int = RENDER_SIZE) -> Callable[[], object]:
+        return lambda: render_quantized(weights, inr, height, RENDER_SIZE, chunk_pixels=chunk)
+
+    for chunk in chunk_options:  # warm-up: a few chunks of each size
+        render(chunk, 2 * max(1, chunk // RENDER_SIZE))()
+    seconds = round_robin(
+        {str(chunk): render(chunk) for chunk in chunk_options}, 0, budget.render_rounds
+    )
+    pixels = RENDER_SIZE * RENDER_SIZE
+    default_median = statistics.median(seconds[str(default_chunk)])
+    chunks = []
+    for chunk in chunk_options:
+        stats = summary(seconds[str(chunk)])
+        flops = render_flops(inr, RENDER_SIZE, RENDER_SIZE, chunk)
+        executed_rate = flops["executed"] / stats["median_s"] / 1e9
+        chunks.append(
+            {
+                "chunk_pixels": chunk,
+                "default": chunk == default_chunk,
+                **{k: flops[k] for k in ("rows_per_chunk", "chunks")},
+                **stats,
+                "megapixels_per_s": pixels / stats["median_s"] / 1e6,
+                "nominal_gflop": flops["nominal"] / 1e9,
+                "executed_gflop": flops["executed"] / 1e9,
+                "nominal_gflops_per_s": flops["nominal"] / stats["median_s"] / 1e9,
+                "executed_gflops_per_s": executed_rate,
+                "ratio_to_mm": executed_rate / mm["gflops_per_s"],
+                "speedup_vs_default": default_median / stats["median_s"],
+            }
+        )
+    headline = next(row for row in chunks if row["default"])
+    return {
+        "size": [RENDER_SIZE, RENDER_SIZE],
+        "default_chunk_pixels": default_chunk,
+        "flops_per_point": flops_per_point(inr),
+        "flop_formula_check": {
+            "rows": strip_rows,
+            "formula": formula,
+            "counted": counted,
+            "ok": formula == counted,
+        },
+        "mm": {"size": MM_SIZE, "dtype": "float32", **mm},
+        "headline": headline,
+        "chunks": chunks,
+        "best_chunk_pixels": min(chunks, key=lambda row: row["median_s"])["chunk_pixels"],
+    }
+
+
+class TrainStep:
+    """One training step as `models.training.train` runs it, on a fixed random batch."""
+
+    def __init__(
+        self,
+        preset: str,
+        batch: int,
+        precision: str,
+        naive_attention: bool,
+        adam_kwargs: dict,
+        lr: float,
+    ):
+        config = preset_config(preset)
+        torch.manual_seed(0)  # every variant starts from the same weights
+        self.model = TransInr(config).train()
+        self.model.transformer.set_reference_attention(naive_attention)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr, **adam_kwargs)
+        self.loss = ImageLoss(config, CPU)
+        size = config.image_size
+        self.images = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
+        self.precision = precision
+        self.phases: list[tuple[float, float, float]] = []
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        with autocast(CPU, self.precision):
+            loss, _ = self.loss(self.model(self.images), self.images)
+        forward = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        backward = time.perf_counter()
+        self.optimizer.step()
+        done = time.perf_counter()
+        if not torch.isfinite(loss):
+            raise SystemExit(f"training step diverged (loss {loss.item()})")
+        self.phases.append((forward - started, backward - forward, done - backward))
+
+    def phase_medians(self, last: int) -> dict:
+        phases = self.phases[-last:]
+        names = ("forward_loss_s", "backward_s", "optimizer_s")
+        return {name: statistics.median(p[i] for p in phases) for i, name in enumerate(names)}
+
+
+def bench_train(budget: Budget) -> dict:
+    batch, lr = 2, recipe("celeba").lr
+    ours_adam = trainer_adam_kwargs()
+    variants = {
+        "ours fp32": ("fp32", False, ours_adam),
+        "ours bf16": ("bf16", False, ours_adam),
+        "reference": ("fp32", True, {}),
+    }
+    steps = {
+        name: TrainStep("celeba", batch, precision, naive, adam, lr)
+        for name, (precision, naive, adam) in variants.items()
+    }
+    seconds = round_robin(steps, budget.train_warmup, budget.train_steps)
+    rows = []
+    for name, (precision, naive, adam) in variants.items():
+        stats = summary(seconds[name])
+        rows.append(
+            {
+                "variant": name,
+                "attention": "naive" if naive else "SDPA",
+                "precision": precision,
+                "adam": adam_label(adam),
+                "adam_kwargs": adam,
+                **stats,
+                **steps[name].phase_medians(budget.train_steps),
+                "under_goal": stats["median_s"] < TRAIN_STEP_GOAL_S,
+            }
+        )
+    params = [p for p in steps["ours fp32"].model.parameters()]
+    del steps
+
+    # The Adam step alone, each implementation on the same parameters and gradients.
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    adams = {
+        "default (for-loop on CPU)": {},
+        "foreach": {"foreach": True},
+        "fused": {"fused": True},
+    }
+    optimizers = {name: torch.optim.Adam(params, lr=lr, **kw) for name, kw in adams.items()}
+    adam_seconds = round_robin(
+        {name: opt.step for name, opt in optimizers.items()}, 2, budget.adam_repeats
+    )
+    default_median = statistics.median(adam_seconds["default (for-loop on CPU)"])
+    adam_rows = [
+        {
+            "adam": name,
+            "kwargs": adams[name],
+            **summary(adam_seconds[name]),
+            "speedup_vs_default": default_median / statistics.median(adam_seconds[name]),
+        }
+        for name in adams
+    ]
+    return {
+        "preset": "celeba",
+        "batch": batch,
+        "goal_s": TRAIN_STEP_GOAL_S,
+        "trainer_adam_kwargs": ours_adam,
+        "params": sum(p.numel() for p in params),
+        "rows": rows,
+        "adam_step": adam_rows,
+        "fastest_adam": min(adam_rows, key=lambda row: row["median_s"])["adam"],
+    }
+
+
+def bench_presets(budget: Budget) -> dict:
+    adam = trainer_adam_kwargs()
+    rows = []
+    for preset, steps_count in budget.preset_steps.items():
+        train_config = recipe(preset)
+        steps = {
+            precision: TrainStep(
+                preset, train_config.batch_size, precision, False, adam, train_config.lr
+            )
+            for precision in ("fp32", "bf16")
+        }
+        seconds = round_robin(steps, budget.preset_warmup, steps_count)
+        for precision, step in steps.items():
+            stats = summary(seconds[precision])
+            rows.append(
+                {
+                    "preset": preset,
+                    "batch": train_config.batch_size,
+                    "precision": precision,
+                    "adam": adam_label(adam),
+                    **stats,
+                    "ms_per_step": 1e3 * stats["median_s"],
+                    "images_per_s": train_config.batch_size / stats["median_s"],
+                    **step.phase_medians(steps_count),
+                }
+            )
+        del steps
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def ms(seconds: float) -> str:
+    return f"{1e3 * seconds:,.1f}"
+
+
+def machine_table(facts: dict, budget_name: str) -> Table:
+    table = Table(title="Machine", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("torch", f"{facts['torch']} (Python {facts['python']})")
+    table.add_row("CPU", f"{facts['cpu_model']}, {facts['logical_cpus']} logical CPUs")
+    table.add_row(
+        "threads", f"{facts['torch_threads']} intra-op, {facts['torch_interop_threads']} inter-op"
+    )
+    table.add_row("ISA", " ".join(facts["isa"]) or "-")
+    table.add_row("oneDNN bf16", "yes" if facts["mkldnn_bf16"] else "no")
+    table.add_row("load average", " ".join(str(v) for v in facts["load_average"]))
+    table.add_row("budget", budget_name)
+    return table
+
+
+def encode_table(result: dict) -> Table:
+    table = Table(
+        title=(
+            f"Encode latency: {result['preset']} ({result['params'] / 1e6:.2f}M params), "
+            f"input {tuple(result['input'])}, {result['gflop']:.1f} GFLOP"
+        ),
+        caption=(
+            f"ours vs reference: x{result['speedup']:.2f}; outputs allclose(1e-4): "
+            f"{result['allclose_1e-4']} (max |diff| {result['max_abs_diff']:.2e}); "
+            f"{others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    for name in ("path", "attention", "grad mode"):
+        table.add_column(name)
+    for name in ("median ms", "min ms", "max ms", "n", "GFLOP/s", "vs reference"):
+        table.add_column(name, justify="right")
+    for row in result["rows"]:
+        table.add_row(
+            row["path"],
+            row["attention"],
+            row["grad_mode"],
+            ms(row["median_s"]),
+            ms(row["min_s"]),
+            ms(row["max_s"]),
+            str(row["n"]),
+            f"{row['gflops_per_s']:.1f}",
+            f"x{row['speedup_vs_reference']:.2f}",
+            style="bold" if row["path"] in ("ours", "reference") else "dim",
+        )
+    return table
+
+
+def render_tables(result: dict) -> list[Table]:
+    head, mm, check = result["headline"], result["mm"], result["flop_formula_check"]
+    size = "x".join(str(v) for v in result["size"])
+    check_text = (
+        "executed-FLOP formula matches torch's FLOP counter"
+        if check["ok"]
+        else f"[red]executed-FLOP formula {check['formula']} != counted {check['counted']}[/]"
+    )
+    headline = Table(
+        title=f"Render throughput: one celeba INR at {size}, render_quantized (uint8)",
+        caption=(
+            f"nominal = flops_per_point ({result['flops_per_point']:,}) x pixels; executed = "
+            "separable first layer per row/column (+ column part per chunk) + hidden and output "
+            f"layers per pixel; {check_text}; {others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    for name in ("what", "median", "n", "GFLOP", "GFLOP/s", "vs torch.mm"):
+        table_justify = "left" if name == "what" else "right"
+        headline.add_column(name, justify=table_justify)
+    headline.add_row(
+        f"torch.mm {mm['size']}^2 fp32 (reference)",
+        f"{ms(mm['median_s'])} ms",
+        str(mm["n"]),
+        f"{2 * mm['size'] ** 3 / 1e9:.1f}",
+        f"{mm['gflops_per_s']:.1f}",
+        "1.00",
+    )
+    headline.add_row(
+        f"render, executed FLOPs (chunk {head['chunk_pixels']})",
+        f"{head['median_s']:.2f} s",
+        str(head["n"]),
+        f"{head['executed_gflop']:.1f}",
+        f"{head['executed_gflops_per_s']:.1f}",
+        f"[bold]{head['ratio_to_mm']:.2f}[/]",
+        style="bold",
+    )
+    headline.add_row(
+        "render, nominal FLOPs (per-pixel equivalent)",
+        f"{head['median_s']:.2f} s",
+        str(head["n"]),
+        f"{head['nominal_gflop']:.1f}",
+        f"{head['nominal_gflops_per_s']:.1f}",
+        f"{head['nominal_gflops_per_s'] / mm['gflops_per_s']:.2f}",
+    )
+
+    sweep = Table(
+        title=f"Render chunk size at {size} (default {result['default_chunk_pixels']})",
+        caption=f"fastest: chunk_pixels={result['best_chunk_pixels']}",
+        title_justify="left",
+    )
+    columns = ("chunk_pixels", "rows/chunk", "chunks", "median s", "min s", "n")
+    columns += ("Mpixel/s", "exec GFLOP", "exec GFLOP/s", "vs mm", "vs default")
+    for name in columns:
+        sweep.add_column(name, justify="right")
+    for row in result["chunks"]:
+        sweep.add_row(
+            f"{row['chunk_pixels']}{' *' if row['default'] else ''}",
+            str(row["rows_per_chunk"]),
+            str(row["chunks"]),
+            f"{row['median_s']:.2f}",
+            f"{row['min_s']:.2f}",
+            str(row["n"]),
+            f"{row['megapixels_per_s']:.3f}",
+            f"{row['executed_gflop']:.1f}",
+            f"{row['executed_gflops_per_s']:.1f}",
+            f"{row['ratio_to_mm']:.2f}",
+            f"x{row['speedup_vs_default']:.2f}",
+        )
+    return [headline, sweep]
+
+
+def train_tables(result: dict) -> list[Table]:
+    steps = Table(
+        title=(
+            f"Training step: {result['preset']} at batch {result['batch']} "
+            f"(forward + full-image MSE + backward + Adam), goal < {result['goal_s']:g} s"
+        ),
+        caption=(
+            f"trainer's Adam (models/training.py): {adam_label(result['trainer_adam_kwargs'])}; "
+            f"{others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    for name in ("variant", "attention", "precision", "Adam"):
+        steps.add_column(name)
+    for name in ("fwd+loss ms", "backward ms", "Adam ms", "step median s", "min s", "max s"):
+        steps.add_column(name, justify="right")
+    steps.add_column("n", justify="right")
+    steps.add_column("goal")
+    for row in result["rows"]:
+        steps.add_row(
+            row["variant"],
+            row["attention"],
+            row["precision"],
+            row["adam"],
+            ms(row["forward_loss_s"]),
+            ms(row["backward_s"]),
+            ms(row["optimizer_s"]),
+            f"[bold]{row['median_s']:.2f}[/]",
+            f"{row['min_s']:.2f}",
+            f"{row['max_s']:.2f}",
+            str(row["n"]),
+            "[green]met[/]" if row["under_goal"] else "[red]missed[/]",
+        )
+    adam = Table(
+        title=f"Adam step alone on the {result['params'] / 1e6:.2f}M celeba parameters",
+        caption=f"fastest: {result['fastest_adam']}",
+        title_justify="left",
+    )
+    adam.add_column("Adam")
+    for name in ("median ms", "min ms", "max ms", "n", "vs default"):
+        adam.add_column(name, justify="right")
+    for row in result["adam_step"]:
+        adam.add_row(
+            row["adam"],
+            ms(row["median_s"]),
+            ms(row["min_s"]),
+            ms(row["max_s"]),
+            str(row["n"]),
+            f"x{row['speedup_vs_default']:.2f}",
+        )
+    return [steps, adam]
+
+
+def presets_table(result: dict) -> Table:
+    table = Table(
+        title="Training speed of the CPU presets (recipe batch size, SDPA, trainer's Adam)",
+        caption=(
+            "steps on a fixed in-memory batch (no data loading); "
+            f"{others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    for name in ("preset", "batch", "precision"):
+        table.add_column(name)
+    columns = ("ms/step", "min ms", "max ms", "n", "images/s", "fwd+loss ms", "bwd ms", "Adam ms")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for row in result["rows"]:
+        table.add_row(
+            row["preset"],
+            str(row["batch"]),
+            row["precision"],
+            f"[bold]{ms(row['median_s'])}[/]",
+            ms(row["min_s"]),
+            ms(row["max_s"]),
+            str(row["n"]),
+            f"{row['images_per_s']:.1f}",
+            ms(row["forward_loss_s"]),
+            ms(row["backward_s"]),
+            ms(row["optimizer_s"]),
+        )
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke check)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout, tables on stderr")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run, of: {','.join(SECTIONS)}",
+    )
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown or not args.sections:
+        parser.error(f"--only: unknown section(s) {unknown}; choose from {','.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console(stderr=args.json)
+    budget = QUICK if args.quick else FULL
+    facts = machine_facts()
+    console.print(machine_table(facts, "quick" if args.quick else "full"))
+    report: dict = {"machine": facts, "quick": args.quick, "sections": {}}
+    shared = Shared()
+    run_meter, run_started = CpuMeter(), time.perf_counter()
+    for section in SECTIONS:
+        if section not in args.sections:
+            continue
+        console.print(f"[dim]running {section} ...[/]")
+        meter, started = CpuMeter(), time.perf_counter()
+        if section == "encode":
+            result = bench_encode(shared, budget)
+        elif section == "render":
+            result = bench_render(shared, budget)
+        elif section == "train":
+            result = bench_train(budget)
+        else:
+            result = bench_presets(budget)
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        result["others"] = meter.others()
+        report["sections"][section] = result
+        if section == "encode":
+            console.print(encode_table(result))
+        elif section == "render":
+            for table in render_tables(result):
+                console.print(table)
+        elif section == "train":
+            for table in train_tables(result):
+                console.print(table)
+        else:
+            console.print(presets_table(result))
+    report["seconds"] = round(time.perf_counter() - run_started, 1)
+    report["others"] = run_meter.others()
+    report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
+    console.print(
+        f"total {report['seconds']:.0f} s; {others_text(report['others'])}; load average "
+        f"{' '.join(str(v) for v in facts['load_average'])} at start, "
+        f"{' '.join(str(v) for v in report['load_average_end'])} at end"
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Data sets: the shared celeba-89 subset, folder splits, and the resumable epoch sampler."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from support import synthetic_image, write_png
+
+from models.data import EpochSampler, ImageDataset, folder_files
+from models.errors import TransInrError
+
+CELEBA_89 = (Path(__file__).parents[1] / ".." / "shared" / "data" / "celeba-89").resolve()
+
+
+@pytest.fixture(scope="module")
+def celeba_root() -> Path:
+    if not (CELEBA_89 / "list_eval_partition.txt").is_file():
+        pytest.skip(f"celeba-89 data not found at {CELEBA_89}")
+    return CELEBA_89
+
+
+@pytest.mark.parametrize(
+    ("split", "count", "first", "last"),
+    [
+        ("train", 8000, "000001.jpg", "008000.jpg"),
+        ("val", 1000, "008001.jpg", "009000.jpg"),
+        ("test", 1000, "009001.jpg", "010000.jpg"),
+    ],
+)
+def test_celeba_89_splits(celeba_root, split, count, first, last):
+    dataset = ImageDataset("celeba", celeba_root, split, 89)
+    assert len(dataset) == count
+    assert dataset.files[0].name == first and dataset.files[-1].name == last
+    assert dataset.files[0].is_file() and dataset.files[-1].is_file()
+    image = dataset[0]
+    assert image.shape == (3, 89, 89)
+    assert image.dtype == torch.float32
+    assert 0 <= image.min() and image.max() <= 1 and image.std() > 0.01
+    assert torch.equal(dataset[(0, 123)], image)  # no augmentation outside Imagenette
+
+
+def test_celeba_89_limit(celeba_root):
+    assert len(ImageDataset("celeba", celeba_root, "test", 89, limit=5)) == 5
+
+
+def test_missing_data_folders_are_user_errors(tmp_path):
+    with pytest.raises(TransInrError, match="img_align_celeba"):
+        ImageDataset("celeba", tmp_path, "train", 32)
+    with pytest.raises(TransInrError, match="not found"):
+        ImageDataset("folder", tmp_path / "nowhere", "train", 32)
+    with pytest.raises(TransInrError, match="no train images"):
+        ImageDataset("folder", tmp_path, "train", 32)
+    with pytest.raises(TransInrError, match="dataset"):
+        ImageDataset("mnist", tmp_path, "train", 32)
+    with pytest.raises(TransInrError, match="split"):
+        ImageDataset("folder", tmp_path, "holdout", 32)
+
+
+def test_folder_split_is_deterministic_and_covers_every_file(tmp_path):
+    for index in range(30):
+        write_png(tmp_path / f"a{index}.png", synthetic_image(index, 8, 8))
+        write_png(tmp_path / "sub" / f"b{index}.jpg", synthetic_image(index, 8, 8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    everything = sorted(p for p in tmp_path.rglob("*") if p.suffix in (".png", ".jpg"))
+    splits = {split: folder_files(tmp_path, split) for split in ("train", "val", "test")}
+    assert sorted(itertools.chain.from_iterable(splits.values())) == everything
+    assert sum(len(files) for files in splits.values()) == 60  # disjoint
+    assert all(splits.values())  # 60 files: every split gets some
+    assert len(splits["train"]) > len(splits["val"]) and len(splits["train"]) > len(splits["test"])
+    again = {split: folder_files(tmp_path, split) for split in ("train", "val", "test")}
+    assert again == splits
+    assert any(p.parent.name == "sub" for p in everything)  # searched recursively
+
+
+def test_folder_split_depends_only_on_the_relative_path(tmp_path):
+    for root in (tmp_path / "one", tmp_path / "two" / "deeper"):
+        for index in range(12):
+            write_png(root / f"x{index}.png", synthetic_image(index, 4, 4))
+    names = {
+        split: [p.name for p in folder_files(tmp_path / "one", split)]
+        for split in ("train", "val", "test")
+    }
+    moved = {
+        split: [p.name for p in folder_files(tmp_path / "two" / "deeper", split)]
+        for split in ("train", "val", "test")
+    }
+    assert names == moved
+
+
+def take(sampler: EpochSampler, count: int) -> list[tuple[int, int]]:
+    return list(itertools.islice(iter(sampler), count))
+
+
+def test_epoch_sampler_is_deterministic_per_seed_and_epoch():
+    first = take(EpochSampler(10, seed=3), 30)
+    assert first == take(EpochSampler(10, seed=3), 30)
+    indices = [index for index, _ in first]
+    for epoch in range(3):
+        assert sorted(indices[epoch * 10 : (epoch + 1) * 10]) == list(range(10))
+    assert indices[:10] != indices[10:20]  # reshuffled every epoch
+    assert take(EpochSampler(10, seed=4), 10) != first[:10]
+    epoch_one = take(EpochSampler(10, seed=3, epoch=1), 10)
+    assert epoch_one == first[10:20]
+    assert len({seed for _, seed in first}) == 30  # distinct augmentation seeds
+
+
+@pytest.mark.parametrize("start", [0, 1, 7, 9])
+def test_epoch_sampler_started_mid_epoch_continues_the_same_order(start):
+    full = take(EpochSampler(10, seed=5), 40)
+    resumed = take(EpochSampler(10, seed=5, epoch=0, start=start), 40 - start)
+    assert resumed == full[start:]
+    later = take(EpochSampler(10, seed=5, epoch=2, start=start), 10)
+    assert later == full[20 + start : 30 + start]
