@@ -104,7 +104,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     header = read_safetensors_header(data, str(path))
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
-        kind = "an .inr file" if metadata.get("format") == "transinr.inr" else "not a checkpoint"
+        is_inr = isinstance(metadata, dict) and metadata.get("format") == "transinr.inr"
+        kind = "an .inr file" if is_inr else "not a checkpoint"
         raise TransInrError(
             f"{path} is {kind}, not a transinr model checkpoint; give --model a checkpoint "
             "written by `transinr train`"
@@ -114,13 +115,21 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         config = ModelConfig.from_json(metadata["config"])
         train_state = json.loads(metadata.get("train_state", "{}"))
         param_groups = json.loads(metadata["param_groups"]) if "param_groups" in metadata else None
+        if not isinstance(train_state, dict):
+            raise ValueError("train_state is not an object")
+        if param_groups is not None and not (
+            isinstance(param_groups, list)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in param_groups)
+        ):
+            raise ValueError("param_groups is not a list of groups")
     except (KeyError, ValueError, TypeError, json.JSONDecodeError):
         raise TransInrError(f"{path} has unreadable checkpoint metadata; is it corrupt?") from None
     if version > FORMAT_VERSION:
         raise TransInrError(
             f"{path} is checkpoint version {version}, newer than this transinr reads; upgrade"
         )
-    expected = {k: list(v.shape) for k, v in TransInr(config).state_dict().items()}
+    with torch.device("meta"):  # shapes only: a hostile config must not allocate anything
+        expected = {k: list(v.shape) for k, v in TransInr(config).state_dict().items()}
     found = {
         k[len("model.") :]: v.get("shape") for k, v in header.items() if k.startswith("model.")
     }
@@ -144,6 +153,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         for key, value in tensors.items():
             if key.startswith("optimizer."):
                 _, index, name = key.split(".", 2)
+                if not index.isdigit():
+                    raise TransInrError(f"{path} has a malformed optimizer tensor '{key}'")
                 state.setdefault(int(index), {})[name] = value
         optimizer_state = {"state": state, "param_groups": param_groups}
     model_id = f"{config.preset}-{hashlib.sha256(data).hexdigest()[:12]}"

@@ -8,9 +8,37 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import typing
 from dataclasses import dataclass, field
 
 from models.errors import TransInrError
+
+
+def typed_fields(cls: type, data: object, what: str) -> dict:
+    """Check a JSON object against a dataclass's field types (int, float, bool, str)."""
+    if not isinstance(data, dict):
+        raise TransInrError(f"{what} is not a JSON object; the file is corrupt")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise TransInrError(
+            f"{what} has unknown fields {unknown}; it was written by a newer transinr: upgrade"
+        )
+    for name, value in data.items():
+        expected = hints[name]
+        if expected is float:
+            valid = isinstance(value, int | float) and not isinstance(value, bool)
+            valid = valid and math.isfinite(value)
+        elif expected in (int, bool, str):
+            valid = isinstance(value, expected) and (
+                expected is bool or not isinstance(value, bool)
+            )
+        else:
+            continue
+        if not valid:
+            raise TransInrError(f"{what}: '{name}' is {value!r}, not a {expected.__name__}")
+    return data
 
 
 @dataclass
@@ -38,6 +66,18 @@ class INRConfig:
 
     def parameter_count(self) -> int:
         return sum((fan_in + 1) * fan_out for fan_in, fan_out in self.layer_shapes())
+
+    @classmethod
+    def from_dict(cls, data: object, what: str = "INR config") -> INRConfig:
+        """Build from JSON, checking types and ranges (files may be corrupt or hostile)."""
+        config = cls(**typed_fields(cls, data, what))
+        limits = {"coord_dim": 3, "fourier_count": 1024, "depth": 64, "width": 8192, "out_dim": 64}
+        for name, limit in limits.items():
+            if not 1 <= getattr(config, name) <= limit:
+                raise TransInrError(f"{what}: '{name}' must be 1 to {limit}; the file is corrupt")
+        if config.depth < 2 or not 0 < config.fourier_max <= 1e6 or config.activation != "relu":
+            raise TransInrError(f"{what}: unsupported architecture; the file is corrupt")
+        return config
 
 
 @dataclass
@@ -93,18 +133,27 @@ class ModelConfig:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        inr_names = {f.name for f in dataclasses.fields(INRConfig)}
-        unknown = (set(data) - names) | (set(data.get("inr", {})) - inr_names)
-        if unknown:
-            raise TransInrError(
-                f"model config has unknown fields {sorted(unknown)}; it was written by a newer "
-                "transinr: upgrade transinr"
-            )
-        values = dict(data)
-        values["inr"] = INRConfig(**data.get("inr", {}))
-        return cls(**values)
+    def from_dict(cls, data: object) -> ModelConfig:
+        """Build from JSON, checking types and ranges (files may be corrupt or hostile)."""
+        values = dict(typed_fields(cls, data, "model config"))
+        values["inr"] = INRConfig.from_dict(values.get("inr", {}), "model config 'inr'")
+        config = cls(**values)
+        sizes = {
+            "image_size": 4096,
+            "patch_size": 256,
+            "channels": 64,
+            "dim": 16384,
+            "depth": 256,
+            "heads": 256,
+            "head_dim": 1024,
+            "ff_dim": 65536,
+        }
+        for name, limit in sizes.items():
+            if not 1 <= getattr(config, name) <= limit:
+                raise TransInrError(f"model config: '{name}' must be 1 to {limit}; is it corrupt?")
+        if not 0 <= config.padding < config.patch_size:
+            raise TransInrError("model config: 'padding' is out of range; is it corrupt?")
+        return config.validate()
 
     @classmethod
     def from_json(cls, text: str) -> ModelConfig:

@@ -130,6 +130,25 @@ def read_safetensors_header(data: bytes, name: str) -> dict:
     return header
 
 
+def check_info(info: dict, name: str) -> None:
+    """Validate the image fields that rendering relies on (sizes and the content box)."""
+    for key in ("native_width", "native_height", "input_size"):
+        value = info.get(key, 1)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
+            raise TransInrError(f"{name}: '{key}' is {value!r}, not a size; re-encode it")
+    box = info.get("content_box", [-1.0, -1.0, 1.0, 1.0])
+    valid = (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+        and all(-1.0 <= v <= 1.0 for v in box)
+        and box[0] < box[2]
+        and box[1] < box[3]
+    )
+    if not valid:
+        raise TransInrError(f"{name}: 'content_box' is {box!r}, not a box in (-1, 1); re-encode it")
+
+
 def peek_format(path: str | Path) -> str | None:
     """The `format` tag in a safetensors file's metadata (None if absent or unreadable)."""
     try:
@@ -161,8 +180,8 @@ def load_inr(path: str | Path) -> InrFile:
     try:
         version = int(metadata.get("format_version", ""))
         info = json.loads(metadata["transinr"])
-        inr = INRConfig(**info.pop("inr"))
-        task = info.pop("task")
+        if not isinstance(info, dict) or not isinstance(info.get("task"), str):
+            raise ValueError("not an object with a task")
     except (KeyError, ValueError, TypeError, json.JSONDecodeError):
         raise TransInrError(f"{path} has unreadable transinr metadata; re-encode it") from None
     if version > FORMAT_VERSION:
@@ -170,6 +189,9 @@ def load_inr(path: str | Path) -> InrFile:
             f"{path} is .inr format version {version}, newer than this transinr reads "
             f"({FORMAT_VERSION}); upgrade transinr"
         )
+    inr = INRConfig.from_dict(info.pop("inr", None), f"{path}: INR architecture")
+    task = info.pop("task")
+    check_info(info, str(path))
     shapes = inr.layer_shapes()
     expected = {f"layer.{i}": [fan_in + 1, fan_out] for i, (fan_in, fan_out) in enumerate(shapes)}
     found = {key: value for key, value in header.items() if key != "__metadata__"}

@@ -160,7 +160,13 @@ def train(
     if resume is not None:
         model.load_state_dict(resume.model_state)
         if resume.optimizer_state is not None:
-            optimizer.load_state_dict(resume.optimizer_state)
+            try:
+                optimizer.load_state_dict(resume.optimizer_state)
+            except (ValueError, KeyError, RuntimeError) as error:
+                raise TransInrError(
+                    f"the checkpoint's optimizer state does not fit the model ({error}); "
+                    "it is corrupt: start over with --overwrite"
+                ) from None
         if resume.rng_state is not None:
             torch.set_rng_state(resume.rng_state)
         state.update({k: resume.train_state[k] for k in state if k in resume.train_state})

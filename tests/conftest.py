@@ -6,14 +6,20 @@ whole suite stays fast on a 2-core CPU.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from support import make_image_folder, train_tiny
 
 from models.checkpoint import Checkpoint, load_checkpoint
 from models.config import ModelConfig, preset_config
 from models.metalearner import TransInr
+
+# One intra-op thread: the tiny models gain nothing from more, and with 2 threads on 2 busy cores
+# OpenMP oversubscription makes each step many times slower. Override with TRANSINR_TEST_THREADS.
+torch.set_num_threads(int(os.environ.get("TRANSINR_TEST_THREADS", "1")))
 
 
 @pytest.fixture(scope="session")

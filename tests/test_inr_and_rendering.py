@@ -97,7 +97,9 @@ def test_render_image_equals_clamped_render_pixels(inr_config, weights):
     assert torch.allclose(image.permute(0, 2, 3, 1).reshape(2, -1, 3), pixels, atol=1e-6)
 
 
-@pytest.mark.parametrize(("bit_depth", "dtype", "scale"), [(8, np.uint8, 255), (16, np.uint16, 65535)])
+@pytest.mark.parametrize(
+    ("bit_depth", "dtype", "scale"), [(8, np.uint8, 255), (16, np.uint16, 65535)]
+)
 def test_render_quantized_dtype_shape_and_range(inr_config, weights, bit_depth, dtype, scale):
     single = [w[:1] for w in weights]
     array = render_quantized(single, inr_config, 12, 17, bit_depth=bit_depth, chunk_pixels=30)
@@ -112,7 +114,9 @@ def test_render_quantized_dtype_shape_and_range(inr_config, weights, bit_depth, 
 
 def test_render_quantized_reports_rows(inr_config, weights):
     rows = []
-    render_quantized([w[:1] for w in weights], inr_config, 10, 8, chunk_pixels=24, on_rows=rows.append)
+    render_quantized(
+        [w[:1] for w in weights], inr_config, 10, 8, chunk_pixels=24, on_rows=rows.append
+    )
     assert sum(rows) == 10
     assert rows == [3, 3, 3, 1]
 

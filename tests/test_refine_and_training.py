@@ -80,7 +80,9 @@ def test_masked_loss_ignores_unobserved_pixels():
     weights = distinct_weights(1)
     same = image_loss(config, images, mask)(weights, 0)
     assert torch.equal(same, image_loss(config, changed, mask)(weights, 0))
-    assert not torch.equal(image_loss(config, images)(weights, 0), image_loss(config, changed)(weights, 0))
+    assert not torch.equal(
+        image_loss(config, images)(weights, 0), image_loss(config, changed)(weights, 0)
+    )
     assert torch.allclose(
         observed_psnr(weights, config, images, mask), observed_psnr(weights, config, changed, mask)
     )
@@ -200,7 +202,9 @@ def test_three_steps_then_resume_to_six_equals_six_steps(tmp_path, image_folder)
     common = {"batch_size": 4, "warmup_steps": 0, "lr_decay_at": 1.0}
     six = tiny_train_config(steps=6, **common)
     train(tmp_path / "straight", config, six, train_set, val_set, cpu)
-    train(tmp_path / "resumed", config, tiny_train_config(steps=3, **common), train_set, val_set, cpu)
+    train(
+        tmp_path / "resumed", config, tiny_train_config(steps=3, **common), train_set, val_set, cpu
+    )
     first = load_checkpoint(tmp_path / "resumed" / "last.safetensors")
     assert first.train_state["step"] == 3
     train(tmp_path / "resumed", config, six, train_set, val_set, cpu, resume=first)

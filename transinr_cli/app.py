@@ -373,9 +373,14 @@ def encode(
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device)
     several = len(images) > 1
+    targets = [output_path(out, image, ".inr", several) for image in images]
+    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise TransInrError(
+            f"several images would be written to {clashes[0]}; give them distinct file names"
+        )
     results = []
-    for image in images:
-        target = output_path(out, image, ".inr", several)
+    for image, target in zip(images, targets, strict=True):
         inr_file, seconds = encode_image_file(
             meta_learner, checkpoint, image, fit.value, torch_device
         )
@@ -450,6 +455,8 @@ def render(
             f"{inr} is a {inr_file.task} INR; `transinr render` here draws image INRs"
         )
     out_w, out_h = render_size(inr_file.info, size, width, height)
+    check_size("the output width", out_w)
+    check_size("the output height", out_h)
     torch_device = resolve_device(device.value)
     box = tuple(inr_file.info.get("content_box", (-1.0, -1.0, 1.0, 1.0)))
     started = time.perf_counter()
