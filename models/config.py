@@ -81,6 +81,15 @@ class INRConfig:
 
 
 @dataclass
+class RaySampling:
+    """Where along each ray a NeRF is sampled: `samples` depths from near to far (Sec. 4.2)."""
+
+    near: float = 2.0
+    far: float = 6.0
+    samples: int = 128
+
+
+@dataclass
 class ModelConfig:
     """A Trans-INR meta-learner: tokenizer, Transformer encoder, hypernetwork and target INR."""
 
@@ -91,7 +100,13 @@ class ModelConfig:
     image_size: int = 178
     padding: int = 2
     patch_size: int = 9
-    channels: int = 3
+    channels: int = 3  # 3 for images; 9 for views: [rgb, ray origin, ray direction]
+    positional_embedding: bool = True  # images: one learned vector per patch; views: none
+    max_views: int = 1  # views a NeRF model accepts at once (N views -> N x patch_count tokens)
+    # Volume rendering of NeRF INRs (Sec. 4.2): samples per ray between near and far.
+    near: float = 2.0
+    far: float = 6.0
+    samples: int = 128
     # Transformer encoder (pre-norm).
     dim: int = 768
     depth: int = 6
@@ -110,6 +125,11 @@ class ModelConfig:
     @property
     def data_token_count(self) -> int:
         return self.patch_grid**2
+
+    @property
+    def sampling(self) -> RaySampling:
+        """The volume-rendering sampling of a NeRF model (near, far, samples)."""
+        return RaySampling(self.near, self.far, self.samples)
 
     def group_counts(self) -> list[int]:
         return [min(self.groups, fan_out) for _, fan_out in self.inr.layer_shapes()]
@@ -151,6 +171,10 @@ class ModelConfig:
         for name, limit in sizes.items():
             if not 1 <= getattr(config, name) <= limit:
                 raise TransInrError(f"model config: '{name}' must be 1 to {limit}; is it corrupt?")
+        if config.task not in TASKS or not 1 <= config.max_views <= 64:
+            raise TransInrError("model config: unknown task or view count; is it corrupt?")
+        if not (0 < config.near < config.far <= 1e4 and 1 <= config.samples <= 4096):
+            raise TransInrError("model config: bad near / far / samples; is it corrupt?")
         if not 0 <= config.padding < config.patch_size:
             raise TransInrError("model config: 'padding' is out of range; is it corrupt?")
         return config.validate()
@@ -164,7 +188,35 @@ def _paper_image(preset: str) -> ModelConfig:
     return ModelConfig(preset=preset)
 
 
-PRESETS: dict[str, ModelConfig] = {
+NERF_INR = INRConfig(
+    coord_dim=3,
+    fourier_count=20,
+    fourier_max=256.0,
+    fourier_pi=False,
+    depth=6,
+    width=256,
+    out_dim=4,
+    out_bias=0.0,
+)  # 20 frequencies 2^linspace(0, 8, 20) of xyz, sin and cos; density and colour out
+
+
+def _paper_nerf(preset: str) -> ModelConfig:
+    """The paper's view-synthesis model (ShapeNet, 128 x 128 views): 44,463,484 parameters."""
+    return ModelConfig(
+        task="nerf",
+        preset=preset,
+        image_size=128,
+        padding=0,
+        patch_size=8,
+        channels=9,
+        positional_embedding=False,
+        max_views=8,
+        groups=32,
+        inr=dataclasses.replace(NERF_INR),
+    )
+
+
+IMAGE_PRESETS: dict[str, ModelConfig] = {
     # The paper's image-regression model (CelebA and Imagenette at 178 x 178): 44,462,851 params.
     "celeba": _paper_image("celeba"),
     "imagenette": _paper_image("imagenette"),
@@ -197,12 +249,64 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
+NERF_PRESETS: dict[str, ModelConfig] = {
+    **{name: _paper_nerf(name) for name in ("chairs", "cars", "lamps")},
+    # The -2view presets are the same model, trained and evaluated with 2 support views.
+    **{f"{name}-2view": _paper_nerf(f"{name}-2view") for name in ("chairs", "cars", "lamps")},
+    # small: a CPU model; views are tokenized at 64 x 64 (64 tokens each).
+    "small": ModelConfig(
+        task="nerf",
+        preset="small",
+        image_size=64,
+        padding=0,
+        patch_size=8,
+        channels=9,
+        positional_embedding=False,
+        max_views=8,
+        samples=64,
+        dim=256,
+        depth=4,
+        heads=8,
+        head_dim=32,
+        ff_dim=1024,
+        groups=16,
+        inr=dataclasses.replace(NERF_INR, depth=6, width=128),
+    ),
+    # tiny: tests and quick trials.
+    "tiny": ModelConfig(
+        task="nerf",
+        preset="tiny",
+        image_size=32,
+        padding=0,
+        patch_size=8,
+        channels=9,
+        positional_embedding=False,
+        max_views=4,
+        samples=32,
+        dim=64,
+        depth=2,
+        heads=4,
+        head_dim=16,
+        ff_dim=128,
+        groups=8,
+        inr=dataclasses.replace(NERF_INR, fourier_count=8, depth=4, width=64),
+    ),
+}
 
-def preset_config(name: str, **overrides) -> ModelConfig:
-    """A copy of preset `name`, with overrides (e.g. groups=16) applied and checked."""
-    if name not in PRESETS:
-        raise TransInrError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
-    config = dataclasses.replace(PRESETS[name], inr=dataclasses.replace(PRESETS[name].inr))
+PRESETS: dict[str, dict[str, ModelConfig]] = {"image": IMAGE_PRESETS, "nerf": NERF_PRESETS}
+TASKS = tuple(PRESETS)
+
+
+def preset_config(name: str, task: str = "image", **overrides) -> ModelConfig:
+    """A copy of preset `name` of `task`, with overrides (e.g. groups=16) applied and checked."""
+    if task not in PRESETS:
+        raise TransInrError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}")
+    presets = PRESETS[task]
+    if name not in presets:
+        raise TransInrError(
+            f"unknown preset '{name}' for --task {task}; choose one of: {', '.join(presets)}"
+        )
+    config = dataclasses.replace(presets[name], inr=dataclasses.replace(presets[name].inr))
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)

@@ -1,6 +1,7 @@
-"""Encoding: images -> complete INR weights in one forward pass, packed as `.inr` files (Sec. 3).
+"""Encoding: observations -> complete INR weights in one forward pass, as `.inr` files (Sec. 3).
 
-No gradient steps: the meta-learner reads the fitted image and writes every weight of the INR.
+No gradient steps: the meta-learner reads the fitted image, or the posed views of an object, and
+writes every weight of the INR.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from pathlib import Path
 import torch
 
 from models.checkpoint import Checkpoint
+from models.config import INRConfig, RaySampling
 from models.errors import TransInrError
 from models.images import content_mask, fit_image, load_image
 from models.inr_file import InrFile
 from models.metalearner import TransInr
-from models.refinement import observed_psnr
+from models.refinement import observed_psnr, random_view_rays
+from models.rendering import psnr
+from models.view_data import PosedViews, load_views, views_to_tokens_input
+from models.volume_rendering import camera_radius, render_rays
 
 
 @torch.inference_mode()
@@ -60,3 +65,74 @@ def encode_image_file(
     }
     weights = [w[0].detach().cpu() for w in weights]
     return InrFile(weights, checkpoint.config.inr, "image", info), seconds
+
+
+def encode_views_file(
+    model: TransInr,
+    checkpoint: Checkpoint,
+    source: str | Path,
+    views: list[int] | None = None,
+    device: torch.device | str = "cpu",
+) -> tuple[InrFile, float]:
+    """Encode posed views of one object (a learnit folder or transforms.json) into a NeRF INR."""
+    config = checkpoint.config
+    if config.task != "nerf":
+        raise TransInrError(
+            f"model {checkpoint.model_id} is an {config.task} model; encoding views needs a "
+            "NeRF model (--model)"
+        )
+    views = views if views is not None else [0]
+    if len(views) > config.max_views:
+        raise TransInrError(
+            f"{len(views)} support views given, more than this model allows ({config.max_views}); "
+            f"pass at most {config.max_views} with --views"
+        )
+    posed = load_views(source, views)
+    tokens_input = views_to_tokens_input(
+        posed.images[None], posed.poses[None], posed.focal, config.image_size
+    ).to(device)
+    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
+    synchronize()
+    started = time.perf_counter()
+    weights = encode_batch(model, tokens_input)
+    synchronize()
+    seconds = time.perf_counter() - started
+    score = support_ray_psnr(weights, config.inr, config.sampling, posed, device)
+    radius = camera_radius(posed.poses)
+    size = posed.images.shape[-1]
+    info = {
+        "near": config.near,
+        "far": config.far,
+        "samples": config.samples,
+        "camera_angle_x": posed.camera_angle_x,
+        "focal": posed.focal,
+        "view_size": size,
+        "native_width": size,
+        "native_height": size,
+        "camera_convention": "OpenGL camera-to-world, pixel-centre rays, depth along -z",
+        "support_views": views,
+        "support_poses": posed.poses.tolist(),
+        "scene_bounds": {"centre": [0.0, 0.0, 0.0], "radius": max(radius - config.near, 0.0)},
+        "camera_radius": radius,
+        "source_model": checkpoint.model_id,
+        "source_views": str(source),
+        "encode_psnr": round(score, 4),
+    }
+    weights = [w[0].detach().cpu() for w in weights]
+    return InrFile(weights, config.inr, "nerf", info), seconds
+
+
+@torch.no_grad()
+def support_ray_psnr(
+    weights: list[torch.Tensor],
+    inr: INRConfig,
+    sampling: RaySampling,
+    posed: PosedViews,
+    device: torch.device | str = "cpu",
+    rays: int = 1024,
+) -> float:
+    """PSNR of the INR on `rays` fixed random pixels of its support views (cheap observed fit)."""
+    generator = torch.Generator().manual_seed(0)
+    origins, directions, colours = random_view_rays(posed, rays, generator)
+    prediction = render_rays(weights, inr, sampling, origins.to(device), directions.to(device))
+    return psnr(prediction.clamp(0, 1).cpu().flatten(1), colours.flatten(1)).item()

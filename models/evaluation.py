@@ -1,5 +1,6 @@
 """Evaluation as the paper defines it: PSNR per image (MSE over pixels and channels on [0, 1]),
 averaged over the split, for the generated INRs and optionally after K refinement steps.
+Views (Tables 3, 4): full query renders from random support/query pairs of each test object.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from torch.utils.data import DataLoader
 
 from models.data import ImageDataset
 from models.metalearner import TransInr
-from models.refinement import image_loss, observed_psnr, refine
+from models.objectives import pick_views, support_input
+from models.refinement import image_loss, observed_psnr, refine, view_loss
 from models.rendering import psnr
+from models.view_data import PosedViews, ViewDataset
+from models.volume_rendering import render_view
 
 
 @dataclass
@@ -67,3 +71,52 @@ def mean_image_psnr(train_set: ImageDataset, images: torch.Tensor, sample: int =
     count = min(sample, len(train_set))
     mean = torch.stack([train_set[i] for i in range(count)]).mean(dim=0)
     return psnr(mean.expand_as(images).flatten(1), images.flatten(1)).mean().item()
+
+
+def query_psnr(weights, config, pose: torch.Tensor, target: torch.Tensor, focal: float) -> float:
+    """PSNR of the full render from `pose` (1, 4, 4) against the view `target` (1, 3, H, W)."""
+    size = target.shape[-1]
+    render = render_view(weights, config.inr, config.sampling, pose, size, size, focal)
+    return psnr(render.cpu().flatten(1), target.permute(0, 2, 3, 1).flatten(1)).item()
+
+
+@torch.no_grad()
+def evaluate_views(
+    model: TransInr,
+    dataset: ViewDataset,
+    device: torch.device,
+    support_views: int = 1,
+    pairs_per_object: int = 1,
+    refine_steps: int = 0,
+    refine_lr: float = 1e-4,
+    seed: int = 0,
+    on_pair: Callable[[], None] | None = None,
+) -> EvalResult:
+    """PSNR of full query-view renders from random support/query pairs (fixed seed), per pair,
+    averaged; with refine_steps, also after test-time optimisation on the support views."""
+    config = model.config
+    generator = torch.Generator().manual_seed(seed)
+    plain: list[float] = []
+    refined: list[float] = []
+    for index in range(len(dataset)):
+        images, poses, focal = dataset[index]
+        for _ in range(pairs_per_object):
+            support, query = pick_views(len(images), 1, support_views, generator)
+            tokens_input = support_input(config, images[None], poses[None], focal[None], support)
+            with torch.inference_mode():
+                weights = [w.clone() for w in model(tokens_input.to(device))]
+            query_pose, target = poses[query].to(device), images[query]
+            plain.append(query_psnr(weights, config, query_pose, target, focal.item()))
+            if refine_steps:
+                posed = PosedViews(images[support[0]], poses[support[0]], focal.item(), 0.0)
+                loss_fn = view_loss(config.inr, config.sampling, posed, seed=seed, device=device)
+                tuned = refine(weights, loss_fn, refine_steps, refine_lr)
+                refined.append(query_psnr(tuned, config, query_pose, target, focal.item()))
+            if on_pair is not None:
+                on_pair()
+    result = EvalResult(len(plain), sum(plain) / len(plain), per_image=plain)
+    if refine_steps:
+        result.psnr_refined = sum(refined) / len(refined)
+        result.refine_steps = refine_steps
+        result.per_image_refined = refined
+    return result

@@ -95,3 +95,15 @@ def grid_image_inr(
 def flops_per_point(config: INRConfig) -> int:
     """Multiply-adds x 2 of the linear layers for one coordinate (the INR's matmul FLOPs)."""
     return sum(2 * fan_in * fan_out for fan_in, fan_out in config.layer_shapes())
+
+
+def nerf_inr(
+    points: torch.Tensor, weights: INRWeights, config: INRConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points (B, N, 3) -> colour (B, N, 3) via sigmoid and density (B, N) via ReLU (Sec. 4.2).
+
+    No view directions, as in the paper; Fourier features of xyz without pi.
+    """
+    features = fourier_features(points, fourier_frequencies(config, points.device))
+    output = mlp(features, weights) + config.out_bias  # (B, N, 4)
+    return torch.sigmoid(output[..., :3]), torch.relu(output[..., 3])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import struct
 import tempfile
@@ -130,8 +131,39 @@ def read_safetensors_header(data: bytes, name: str) -> dict:
     return header
 
 
-def check_info(info: dict, name: str) -> None:
-    """Validate the image fields that rendering relies on (sizes and the content box)."""
+TASK_SHAPES = {"image": (2, 3), "nerf": (3, 4)}  # (coordinate dims, outputs) of each task's INR
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
+    """Validate the task against the architecture, and the fields rendering relies on."""
+    if task not in TASK_SHAPES:
+        raise TransInrError(f"{name} is a '{task}' INR, unknown to this transinr; upgrade it")
+    coord_dim, out_dim = TASK_SHAPES[task]
+    if (inr.coord_dim, inr.out_dim) != (coord_dim, out_dim):
+        raise TransInrError(
+            f"{name}: a {task} INR maps {coord_dim}-D coordinates to {out_dim} outputs, this one "
+            f"{inr.coord_dim}-D to {inr.out_dim}; the file is corrupt: re-encode it"
+        )
+    if task == "nerf":
+        near, far = info.get("near"), info.get("far")
+        focal, samples = info.get("focal"), info.get("samples", 128)
+        valid = (
+            _number(near)
+            and _number(far)
+            and 0 < near < far <= 1e4
+            and _number(focal)
+            and 0 < focal <= 1e6
+            and isinstance(samples, int)
+            and 2 <= samples <= 4096
+        )
+        if not valid:
+            raise TransInrError(
+                f"{name}: a nerf INR needs valid near, far, focal and samples; re-encode it"
+            )
     for key in ("native_width", "native_height", "input_size"):
         value = info.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
@@ -140,7 +172,7 @@ def check_info(info: dict, name: str) -> None:
     valid = (
         isinstance(box, list)
         and len(box) == 4
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in box)
+        and all(_number(v) for v in box)
         and all(-1.0 <= v <= 1.0 for v in box)
         and box[0] < box[2]
         and box[1] < box[3]
@@ -191,7 +223,7 @@ def load_inr(path: str | Path) -> InrFile:
         )
     inr = INRConfig.from_dict(info.pop("inr", None), f"{path}: INR architecture")
     task = info.pop("task")
-    check_info(info, str(path))
+    check_info(task, inr, info, str(path))
     shapes = inr.layer_shapes()
     expected = {f"layer.{i}": [fan_in + 1, fan_out] for i, (fan_in, fan_out) in enumerate(shapes)}
     found = {key: value for key, value in header.items() if key != "__metadata__"}

@@ -11,27 +11,33 @@ from torch import nn
 from models.config import ModelConfig
 from models.hypernetwork import HyperNetwork
 from models.inr import INRWeights
-from models.tokenizers import ImageTokenizer
+from models.tokenizers import ImageTokenizer, ViewTokenizer
 from models.transformer import TransformerEncoder
 
 
 class TransInr(nn.Module):
-    """Images (B, 3, S, S) in [0, 1] -> INR weights, per layer (B, in + 1, out)."""
+    """Observations -> INR weights, per layer (B, in + 1, out)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.tokenizer = ImageTokenizer(
-            config.image_size, config.patch_size, config.padding, config.channels, config.dim
-        )
+        if config.task == "nerf":
+            self.tokenizer = ViewTokenizer(
+                config.image_size, config.patch_size, config.channels, config.dim
+            )
+        else:
+            self.tokenizer = ImageTokenizer(
+                config.image_size, config.patch_size, config.padding, config.channels, config.dim
+            )
         self.transformer = TransformerEncoder(
             config.dim, config.depth, config.heads, config.head_dim, config.ff_dim
         )
         self.hypernetwork = HyperNetwork(config.inr.layer_shapes(), config.dim, config.groups)
 
-    def forward(self, images: torch.Tensor) -> INRWeights:
-        data_tokens = self.tokenizer(images)
-        weight_tokens = self.hypernetwork.weight_tokens.expand(images.shape[0], -1, -1)
+    def forward(self, observations: torch.Tensor) -> INRWeights:
+        """Images (B, 3, S, S), or views (B, N, 9, S, S) for NeRF -> INR weights."""
+        data_tokens = self.tokenizer(observations)
+        weight_tokens = self.hypernetwork.weight_tokens.expand(observations.shape[0], -1, -1)
         tokens = self.transformer(torch.cat([data_tokens, weight_tokens], dim=1))
         return self.hypernetwork(tokens[:, -self.hypernetwork.weight_token_count :])
 

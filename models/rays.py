@@ -7,9 +7,13 @@ not normalised; the origin is the camera position. focal = 0.5 W / tan(0.5 camer
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import torch
+
+from models.errors import TransInrError
 
 
 def focal_from_angle(width: int, camera_angle_x: float) -> float:
@@ -18,16 +22,20 @@ def focal_from_angle(width: int, camera_angle_x: float) -> float:
 
 
 def camera_rays(
-    pose: torch.Tensor, height: int, width: int, focal: float
+    pose: torch.Tensor, height: int, width: int, focal: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays of every pixel: pose (..., 4, 4) -> origins, directions (..., H, W, 3)."""
+    """Rays of every pixel: pose (..., 4, 4) -> origins, directions (..., H, W, 3).
+
+    `focal` is a number, or a tensor broadcastable to pose's leading dims (one per camera).
+    """
     dtype, device = pose.dtype, pose.device
     cols = torch.arange(width, dtype=dtype, device=device) + 0.5
     rows = torch.arange(height, dtype=dtype, device=device) + 0.5
     y, x = torch.meshgrid(rows, cols, indexing="ij")
-    camera_dirs = torch.stack(
-        [(x - 0.5 * width) / focal, -(y - 0.5 * height) / focal, -torch.ones_like(x)], dim=-1
-    )  # (H, W, 3)
+    focal = torch.as_tensor(focal, dtype=dtype, device=device)[..., None, None]  # (..., 1, 1)
+    right, up = (x - 0.5 * width) / focal, -(y - 0.5 * height) / focal
+    right, up = torch.broadcast_tensors(right, up)
+    camera_dirs = torch.stack([right, up, -torch.ones_like(right)], dim=-1)  # (..., H, W, 3)
     rotation = pose[..., None, None, :3, :3]  # (..., 1, 1, 3, 3)
     directions = (rotation @ camera_dirs[..., None]).squeeze(-1)
     origins = pose[..., None, None, :3, 3].expand_as(directions)
@@ -55,3 +63,43 @@ def look_at_pose(azimuth: float, elevation: float, radius: float) -> torch.Tenso
     pose = torch.eye(4, dtype=torch.float64)
     pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, backward, position
     return pose.float()
+
+
+def check_pose(matrix: object, where: str) -> torch.Tensor:
+    """A 4 x 4 rigid camera-to-world transform, or a one-line error."""
+    try:
+        pose = torch.tensor(matrix, dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise TransInrError(f"{where}: the pose is not a 4x4 matrix of numbers") from None
+    if pose.shape != (4, 4) or not torch.isfinite(pose).all():
+        raise TransInrError(f"{where}: the pose is not a finite 4x4 matrix")
+    rotation = pose[:3, :3]
+    orthonormal = torch.allclose(rotation @ rotation.T, torch.eye(3, dtype=pose.dtype), atol=1e-3)
+    bottom = torch.allclose(pose[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=pose.dtype))
+    if not (orthonormal and bottom and abs(torch.linalg.det(rotation).item() - 1.0) < 1e-3):
+        raise TransInrError(
+            f"{where}: the pose is not a rigid transform (rotation + translation, last row "
+            "0 0 0 1); give a camera-to-world matrix"
+        )
+    return pose.float()
+
+
+def read_pose_file(path: Path) -> torch.Tensor:
+    """A 4 x 4 camera-to-world matrix from a file: JSON (a 4x4 list, or an object with
+    `transform_matrix`) or text with 16 numbers."""
+    if not path.is_file():
+        raise TransInrError(f"pose file not found: {path}; check the path")
+    text = path.read_text(errors="replace")
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            data = data.get("transform_matrix")
+    except json.JSONDecodeError:
+        try:
+            values = [float(v) for v in text.replace(",", " ").split()]
+        except ValueError:
+            raise TransInrError(
+                f"{path} is not a pose: give JSON [[...] x4] or 16 numbers"
+            ) from None
+        data = [values[i : i + 4] for i in range(0, len(values), 4)]
+    return check_pose(data, str(path))

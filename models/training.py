@@ -1,4 +1,4 @@
-"""The meta-learning loop for image INRs (paper Sec. 3.3, 4.1): images -> weights -> render -> MSE.
+"""The meta-learning loop (paper Sec. 3.3): observations -> weights -> render -> MSE.
 
 Adam, lr x0.1 after 80% of the steps (the paper's recipe), full-image MSE, periodic validation,
 atomic checkpoints (`last` and `best`) and exact resume (optimizer, RNG and data order are saved).
@@ -14,14 +14,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.config import ModelConfig
-from models.data import EpochSampler, ImageDataset
+from models.data import EpochSampler
 from models.errors import TransInrError
 from models.metalearner import TransInr
-from models.rendering import psnr, render_pixels
+from models.objectives import ImageLoss, ImageObjective, NerfObjective
+
+__all__ = ["ImageLoss", "TrainConfig", "train", "recipe"]
 
 
 @dataclass
@@ -42,6 +44,11 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast): see resolve_precision
     dataset: str = "celeba"
     data: str = ""
+    # View synthesis (Sec. 4.2): support views in, loss on rays of another view of the object.
+    category: str = ""
+    support_views: int = 1
+    rays_per_object: int = 128
+    foreground_epochs: float = 1.0  # half of the rays on the object while epoch < this
 
 
 @dataclass
@@ -52,7 +59,7 @@ class Progress:
     total_steps: int
     loss: float = math.nan
     psnr: float = math.nan
-    images_per_second: float = math.nan
+    items_per_second: float = math.nan  # images, or objects for NeRF
     val_psnr: float | None = None
     best_val_psnr: float | None = None
     lr: float = math.nan
@@ -75,23 +82,6 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     if step >= config.lr_decay_at * total_steps:
         lr *= 0.1
     return lr
-
-
-class ImageLoss:
-    """Full-image MSE of the generated INRs on the input grid."""
-
-    def __init__(self, config: ModelConfig, device: torch.device):
-        self.inr = config.inr
-        self.size = config.image_size
-        self.device = device
-
-    def predict(self, weights: list[torch.Tensor]) -> torch.Tensor:
-        return render_pixels(weights, self.inr, self.size, self.size)  # (B, S*S, 3)
-
-    def __call__(self, weights: list[torch.Tensor], images: torch.Tensor):
-        target = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, 3)
-        prediction = self.predict(weights).float()
-        return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -122,19 +112,6 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-@torch.no_grad()
-def validate(model: TransInr, loss: ImageLoss, images: torch.Tensor, batch_size: int) -> float:
-    """Mean per-image PSNR (clamped renders) over a fixed set of validation images."""
-    model.eval()
-    scores = []
-    for batch in images.split(batch_size):
-        batch = batch.to(loss.device)
-        prediction = loss.predict(model(batch)).clamp(0, 1)
-        scores.append(psnr(prediction, batch.permute(0, 2, 3, 1).reshape(len(batch), -1, 3)))
-    model.train()
-    return torch.cat(scores).mean().item()
-
-
 def total_steps(config: TrainConfig, train_size: int) -> int:
     if config.steps:
         return config.steps
@@ -145,8 +122,8 @@ def train(
     run_dir: Path,
     model_config: ModelConfig,
     train_config: TrainConfig,
-    train_set: ImageDataset,
-    val_set: ImageDataset,
+    train_set: Dataset,
+    val_set: Dataset,
     device: torch.device,
     resume: Checkpoint | None = None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
@@ -186,9 +163,25 @@ def train(
         persistent_workers=train_config.workers > 0,
         prefetch_factor=4 if train_config.workers > 0 else None,
     )
-    val_count = min(train_config.val_images, len(val_set))
-    val_images = torch.stack([val_set[i] for i in range(val_count)])
-    loss_fn = ImageLoss(model_config, device)
+    if model_config.task == "nerf":
+        objective = NerfObjective(
+            model_config,
+            device,
+            val_set,
+            train_config.val_images,
+            train_config.support_views,
+            train_config.rays_per_object,
+            train_config.foreground_epochs,
+            train_config.seed,
+        )
+    else:
+        objective = ImageObjective(model_config, device, val_set, train_config.val_images)
+
+    def validate() -> float:
+        model.eval()
+        score = objective.validate(model, train_config.batch_size)
+        model.train()
+        return score
 
     def write(name: str) -> None:
         payload = {**state, "train_config": asdict(train_config)}
@@ -199,12 +192,13 @@ def train(
     batches = iter(loader)
     while state["step"] < steps:
         step = state["step"]
-        images = next(batches).to(device, non_blocking=True)
+        batch = next(batches)
+        epoch = step * train_config.batch_size / len(train_set)
         lr = learning_rate(train_config, step, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(device, train_config.precision):
-            loss, image_psnr = loss_fn(model(images), images)
+            loss, item_psnr = objective.loss(model, batch, step, epoch)
         if not torch.isfinite(loss):
             raise TransInrError(
                 f"training diverged: the loss is not finite at step {step + 1}; the last good "
@@ -216,14 +210,14 @@ def train(
         state["step"] = step + 1
         now = time.perf_counter()
         state["seconds"] += now - last_time
-        speed = len(images) / max(now - last_time, 1e-9)
+        speed = len(item_psnr) / max(now - last_time, 1e-9)
         last_time = now
         progress = Progress(
-            state["step"], steps, loss.item(), image_psnr.mean().item(), speed, lr=lr
+            state["step"], steps, loss.item(), item_psnr.mean().item(), speed, lr=lr
         )
         done = state["step"] == steps
         if state["step"] % train_config.val_every == 0 or done:
-            last_val = validate(model, loss_fn, val_images, train_config.batch_size)
+            last_val = validate()
             state["history"].append({"step": state["step"], "val_psnr": last_val})
             progress.val_psnr = last_val
             if last_val > state["best_val_psnr"]:
@@ -239,7 +233,7 @@ def train(
         on_progress(progress)
         last_time = time.perf_counter()
     if last_val is None:  # resumed a finished run
-        last_val = validate(model, loss_fn, val_images, train_config.batch_size)
+        last_val = validate()
     return TrainResult(
         steps=state["step"],
         final_val_psnr=last_val,
@@ -249,18 +243,31 @@ def train(
     )
 
 
-# Default training recipes per preset: the paper's for the paper presets (Adam 1e-4, batch 16,
-# CelebA 30 epochs, Imagenette 400), faster ones for the CPU presets.
-RECIPES: dict[str, dict] = {
-    "celeba": {"epochs": 30.0, "batch_size": 16, "lr": 1e-4},
-    "imagenette": {"epochs": 400.0, "batch_size": 16, "lr": 1e-4},
-    "celeba89": {"epochs": 30.0, "batch_size": 16, "lr": 3e-4, "warmup_steps": 100},
-    "tiny": {"epochs": 1.0, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30},
+# Default training recipes per task and preset: the paper's for the paper presets (Adam 1e-4;
+# images: batch 16, CelebA 30 epochs, Imagenette 400; views: batch 32 objects, 1000 epochs,
+# 128 rays per object), faster ones for the CPU presets.
+_PAPER_NERF = {"epochs": 1000.0, "batch_size": 32, "lr": 1e-4, "support_views": 1}
+RECIPES: dict[str, dict[str, dict]] = {
+    "image": {
+        "celeba": {"epochs": 30.0, "batch_size": 16, "lr": 1e-4},
+        "imagenette": {"epochs": 400.0, "batch_size": 16, "lr": 1e-4},
+        "celeba89": {"epochs": 30.0, "batch_size": 16, "lr": 3e-4, "warmup_steps": 100},
+        "tiny": {"epochs": 1.0, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30},
+    },
+    "nerf": {
+        **{name: dict(_PAPER_NERF) for name in ("chairs", "cars", "lamps")},
+        **{
+            f"{name}-2view": {**_PAPER_NERF, "support_views": 2}
+            for name in ("chairs", "cars", "lamps")
+        },
+        "small": {"epochs": 200.0, "batch_size": 8, "lr": 3e-4, "warmup_steps": 100},
+        "tiny": {"epochs": 20.0, "batch_size": 4, "lr": 1e-3, "warmup_steps": 20, "val_images": 2},
+    },
 }
 
 
-def recipe(preset: str, **overrides) -> TrainConfig:
+def recipe(preset: str, task: str = "image", **overrides) -> TrainConfig:
     """The preset's default recipe with the given (non-None) overrides."""
-    values = dict(RECIPES.get(preset, {}))
+    values = dict(RECIPES.get(task, {}).get(preset, {}))
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)

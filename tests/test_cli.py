@@ -514,7 +514,7 @@ def test_train_into_an_existing_run_is_refused(tmp_path, run_dir, image_folder):
 
 def test_train_usage_errors(tmp_path):
     assert_fails(invoke("train", "--preset", "tiny", "--out", tmp_path / "r"), "--data", code=2)
-    assert_fails(invoke("train", "--task", "nerf", "--dry-run"), "--task", code=2)
+    assert_fails(invoke("train", "--task", "video", "--dry-run"), "--task", code=2)
     assert_fails(invoke("train", "--dataset", "mnist", "--dry-run"), "--dataset", code=2)
     assert not (tmp_path / "r").exists()
 

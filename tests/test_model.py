@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.config import PRESETS, preset_config
+from models.config import IMAGE_PRESETS, preset_config
 from models.errors import TransInrError
 from models.hypernetwork import HyperNetwork, group_modulate
 from models.metalearner import TransInr, parameter_breakdown
@@ -54,7 +54,7 @@ def test_celeba89_has_100_data_tokens():
     assert tokens.shape == (2, 100, config.dim)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(IMAGE_PRESETS))
 def test_tokenizer_output_has_data_token_count(name):
     config = preset_config(name)
     tokenizer = ImageTokenizer(

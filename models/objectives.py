@@ -1,0 +1,171 @@
+"""What a meta-learner is trained on, per task: the loss of a batch and the validation PSNR.
+
+Images (Sec. 4.1): the generated INR renders the whole input grid; MSE over all pixels.
+Views (Sec. 4.2): the generalisation objective: INR weights from K support views, the loss on
+rays of a different query view of the same object, 128 rays per object, half of them on the
+foreground during the first epoch, jittered samples along each ray.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from models.config import ModelConfig
+from models.metalearner import TransInr
+from models.rays import camera_rays
+from models.rendering import psnr, render_pixels
+from models.view_data import views_to_tokens_input
+from models.volume_rendering import render_rays, render_view
+
+
+class ImageLoss:
+    """Full-image MSE of the generated INRs on the input grid."""
+
+    def __init__(self, config: ModelConfig, device: torch.device):
+        self.inr = config.inr
+        self.size = config.image_size
+        self.device = device
+
+    def predict(self, weights: list[torch.Tensor]) -> torch.Tensor:
+        return render_pixels(weights, self.inr, self.size, self.size)  # (B, S*S, 3)
+
+    def __call__(self, weights: list[torch.Tensor], images: torch.Tensor):
+        target = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, 3)
+        prediction = self.predict(weights).float()
+        return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
+
+
+class ImageObjective:
+    """Images in, the same images out."""
+
+    def __init__(self, config: ModelConfig, device: torch.device, val_set, val_count: int):
+        self.loss_fn = ImageLoss(config, device)
+        self.device = device
+        self.val_images = torch.stack([val_set[i] for i in range(min(val_count, len(val_set)))])
+
+    def loss(self, model: TransInr, batch: torch.Tensor, step: int, epoch: int):
+        images = batch.to(self.device, non_blocking=True)
+        return self.loss_fn(model(images), images)
+
+    @torch.no_grad()
+    def validate(self, model: TransInr, batch_size: int) -> float:
+        """Mean per-image PSNR (clamped renders) over the fixed validation images."""
+        scores = []
+        for images in self.val_images.split(batch_size):
+            images = images.to(self.device)
+            prediction = self.loss_fn.predict(model(images)).clamp(0, 1)
+            target = images.permute(0, 2, 3, 1).reshape(len(images), -1, 3)
+            scores.append(psnr(prediction, target))
+        return torch.cat(scores).mean().item()
+
+
+def pick_views(
+    view_count: int, batch: int, support: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per object, `support` distinct support views and one other query view: (B, K), (B,)."""
+    order = torch.argsort(torch.rand(batch, view_count, generator=generator), dim=1)
+    return order[:, :support], order[:, support]
+
+
+def gather_views(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """tensor (B, V, ...) and index (B, K) -> (B, K, ...)."""
+    return tensor[torch.arange(len(index))[:, None], index]
+
+
+def support_input(config: ModelConfig, images, poses, focal, support) -> torch.Tensor:
+    """The tokenizer input of the chosen support views: (B, K, 9, S, S)."""
+    return views_to_tokens_input(
+        gather_views(images, support),
+        gather_views(poses, support),
+        focal[:, None],
+        config.image_size,
+    )
+
+
+class NerfObjective:
+    """Support views in, novel query views out."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        device: torch.device,
+        val_set,
+        val_count: int,
+        support_views: int,
+        rays_per_object: int,
+        foreground_epochs: float,
+        seed: int,
+    ):
+        self.config, self.device, self.seed = config, device, seed
+        self.support_views, self.rays = support_views, rays_per_object
+        self.foreground_epochs = foreground_epochs
+        # Fixed validation pairs: one seed, the first val_count objects.
+        generator = torch.Generator().manual_seed(12345)
+        self.val_items = []
+        for index in range(min(val_count, len(val_set))):
+            images, poses, focal = val_set[index]
+            support, query = pick_views(len(images), 1, support_views, generator)
+            self.val_items.append((images[None], poses[None], focal[None], support, query))
+
+    def sample_rays(self, images, poses, focal, query, generator, foreground: bool):
+        """Rays of `self.rays` pixels of each query view, and their colours: (B, R, 3) x 3."""
+        batch, _, _, height, width = images.shape
+        query_images = gather_views(images, query[:, None])[:, 0]  # (B, 3, H, W)
+        query_poses = gather_views(poses, query[:, None])[:, 0]  # (B, 4, 4)
+        origins, directions = camera_rays(query_poses, height, width, focal)
+        colours = query_images.permute(0, 2, 3, 1).reshape(batch, -1, 3)
+        pixel_count = height * width
+        pixels = torch.randint(pixel_count, (batch, self.rays), generator=generator)
+        if foreground:
+            mask = (colours < 0.99).any(dim=-1).float() + 1e-6  # (B, H*W), nearly 0 off object
+            half = self.rays // 2
+            pixels[:, :half] = torch.multinomial(mask, half, replacement=True, generator=generator)
+        pick = pixels[..., None].expand(-1, -1, 3)
+        return (
+            origins.reshape(batch, -1, 3).gather(1, pick),
+            directions.reshape(batch, -1, 3).gather(1, pick),
+            colours.gather(1, pick),
+        )
+
+    def loss(self, model: TransInr, batch, step: int, epoch: int):
+        images, poses, focal = batch
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        support, query = pick_views(images.shape[1], len(images), self.support_views, generator)
+        tokens_input = support_input(self.config, images, poses, focal, support)
+        origins, directions, target = self.sample_rays(
+            images, poses, focal, query, generator, epoch < self.foreground_epochs
+        )
+        weights = model(tokens_input.to(self.device, non_blocking=True))
+        prediction = render_rays(
+            weights,
+            self.config.inr,
+            self.config.sampling,
+            origins.to(self.device),
+            directions.to(self.device),
+            jitter=True,
+            generator=generator,
+        ).float()
+        target = target.to(self.device)
+        return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
+
+    @torch.no_grad()
+    def validate(self, model: TransInr, batch_size: int) -> float:
+        """Mean PSNR of full query-view renders over the fixed validation pairs."""
+        scores = []
+        for images, poses, focal, support, query in self.val_items:
+            tokens_input = support_input(self.config, images, poses, focal, support)
+            weights = model(tokens_input.to(self.device))
+            query_pose = gather_views(poses, query[:, None])[:, 0].to(self.device)
+            height = images.shape[-1]
+            render = render_view(
+                weights,
+                self.config.inr,
+                self.config.sampling,
+                query_pose,
+                height,
+                height,
+                focal.item(),
+            )
+            target = gather_views(images, query[:, None])[:, 0].permute(0, 2, 3, 1)
+            scores.append(psnr(render.cpu().flatten(1), target.flatten(1)))
+        return torch.cat(scores).mean().item()

@@ -1,0 +1,159 @@
+"""What the commands share: consoles, error handling, progress bars, option types, paths."""
+
+from __future__ import annotations
+
+import functools
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from models.errors import TransInrError
+
+console = Console()
+error_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+MAX_SIZE = 16384
+
+
+class Task(str, Enum):
+    image = "image"
+    nerf = "nerf"
+
+
+class Category(str, Enum):
+    chairs = "chairs"
+    cars = "cars"
+    lamps = "lamps"
+
+
+class Fit(str, Enum):
+    crop = "crop"
+    pad = "pad"
+    resize = "resize"
+
+
+class Dataset(str, Enum):
+    celeba = "celeba"
+    imagenette = "imagenette"
+    folder = "folder"
+
+
+class Split(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+DeviceOption = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when present.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON results.")]
+
+
+def handle_errors(command):
+    """Turn the core's TransInrError into one line on stderr and exit code 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except TransInrError as error:
+            error_console.print(f"error: {error}", markup=False)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def progress_bar(quiet: bool, *fields: str) -> Progress:
+    """A rich progress bar with steps, the given live fields, speed and time left."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *(TextColumn(f"{{task.fields[{name}]}}") for name in fields),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=Console(stderr=True), disable=quiet, transient=False)
+
+
+def load_model(model_path: Path | None, device: torch.device):
+    from models.checkpoint import load_checkpoint
+
+    if model_path is None:
+        raise typer.BadParameter("give --model: a checkpoint or run folder from `transinr train`")
+    checkpoint = load_checkpoint(model_path)
+    model = checkpoint.build_model(device).eval()
+    return checkpoint, model
+
+
+def check_size(name: str, value: int | None) -> None:
+    if value is not None and not 1 <= value <= MAX_SIZE:
+        raise TransInrError(f"{name} {value} is out of range; use 1 to {MAX_SIZE}")
+
+
+def output_path(out: Path | None, source: Path, suffix: str, several: bool) -> Path:
+    """Where one input's result goes: OUT as a file, OUT/<stem><suffix> as a folder, or cwd."""
+    if out is None:
+        return Path(source.stem + suffix)
+    if several or out.is_dir() or out.suffix == "":
+        return out / (source.stem + suffix)
+    return out
+
+
+def ensure_parent(path: Path) -> None:
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(parents=True)
+        except OSError as error:
+            raise TransInrError(f"cannot create folder {path.parent} ({error.strerror})") from None
+
+
+def parse_indices(text: str | None, what: str) -> list[int] | None:
+    """'0,7' -> [0, 7]; None stays None."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise TransInrError(f"{what} '{text}' is not a list of view numbers like 0,7") from None
+    if not values or len(set(values)) != len(values):
+        raise TransInrError(f"{what} '{text}' must name distinct view numbers, like 0,7")
+    return values
+
+
+def is_views_source(path: Path) -> bool:
+    """A learnit object folder (with transforms.json) or a transforms.json file."""
+    return (path.is_dir() and (path / "transforms.json").is_file()) or path.suffix == ".json"

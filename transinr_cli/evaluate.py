@@ -1,0 +1,186 @@
+"""`transinr eval`: PSNR as the paper defines it, with and without test-time refinement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from models.errors import TransInrError
+from transinr_cli.common import (
+    Category,
+    Dataset,
+    Device,
+    DeviceOption,
+    JsonOption,
+    QuietOption,
+    Split,
+    Task,
+    console,
+    handle_errors,
+    load_model,
+    progress_bar,
+)
+
+
+def evaluate_nerf(
+    checkpoint,
+    model,
+    data: Path,
+    category: str,
+    split: str,
+    support_views: int,
+    pairs: int,
+    refine_steps: int,
+    refine_lr: float,
+    seed: int,
+    limit: int,
+    device,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """The layout of the paper's Tables 3 and 4: PSNR of full query renders, per view count."""
+    from models.evaluation import evaluate_views
+    from models.view_data import ViewDataset
+
+    if support_views > checkpoint.config.max_views:
+        raise TransInrError(
+            f"--support-views {support_views} is more than this model allows "
+            f"({checkpoint.config.max_views})"
+        )
+    objects = ViewDataset(data, category, split, limit)
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("eval", total=len(objects) * pairs)
+        result = evaluate_views(
+            model,
+            objects,
+            device,
+            support_views,
+            pairs,
+            refine_steps,
+            refine_lr,
+            seed,
+            on_pair=lambda: bar.advance(task_id),
+        )
+    summary = {
+        "model": checkpoint.model_id,
+        "task": "nerf",
+        "category": category,
+        "split": split,
+        "objects": len(objects),
+        "pairs": result.images,
+        "support_views": support_views,
+        "psnr": result.psnr,
+        "psnr_refined": result.psnr_refined,
+        "refine_steps": result.refine_steps,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(
+        title=f"{checkpoint.model_id} on {category} {split}: {len(objects)} objects, "
+        f"{result.images} support/query pairs"
+    )
+    table.add_column("method")
+    table.add_column(
+        f"{support_views} view{'s' if support_views > 1 else ''} (PSNR dB)", justify="right"
+    )
+    table.add_row("Trans-INR", f"{result.psnr:.2f}")
+    if result.psnr_refined is not None:
+        table.add_row(f"Trans-INR + {refine_steps} TTO steps", f"{result.psnr_refined:.2f}")
+    console.print(table)
+
+
+@handle_errors
+def evaluate(
+    model: Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")] = None,
+    task: Annotated[Task, typer.Option(help="image or nerf (must match the model).")] = Task.image,
+    category: Annotated[Category, typer.Option(help="NeRF: object category.")] = Category.chairs,
+    support_views: Annotated[int, typer.Option(min=1, help="NeRF: support views per pair.")] = 1,
+    pairs: Annotated[
+        int, typer.Option(min=1, help="NeRF: support/query pairs per object (paper: 100).")
+    ] = 1,
+    seed: Annotated[int, typer.Option(help="NeRF: seed of the support/query pairs.")] = 0,
+    dataset: Annotated[Dataset, typer.Option(help="Data set layout of --data.")] = Dataset.celeba,
+    data: Annotated[Path | None, typer.Option(help="Data set root folder.")] = None,
+    split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
+    refine_steps: Annotated[
+        int, typer.Option(min=0, help="Also score after K refinement steps.")
+    ] = 0,
+    refine_lr: Annotated[float, typer.Option(help="Refinement learning rate.")] = 1e-4,
+    limit: Annotated[int, typer.Option(min=0, help="Score only the first N images.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    workers: Annotated[int, typer.Option(min=0)] = 2,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """PSNR of a meta-learner on a split, as the paper defines it (Tables 1-4)."""
+    from models.data import ImageDataset
+    from models.evaluation import evaluate_images
+    from models.training import resolve_device
+
+    if data is None:
+        raise typer.BadParameter("give --data, the data set folder")
+    torch_device = resolve_device(device.value)
+    checkpoint, meta_learner = load_model(model, torch_device)
+    if checkpoint.config.task != task.value:
+        raise TransInrError(
+            f"model {checkpoint.model_id} is a {checkpoint.config.task} model, not {task.value}; "
+            f"use --task {checkpoint.config.task}"
+        )
+    if task == Task.nerf:
+        evaluate_nerf(
+            checkpoint,
+            meta_learner,
+            data,
+            category.value,
+            split.value,
+            support_views,
+            pairs,
+            refine_steps,
+            refine_lr,
+            seed,
+            limit,
+            torch_device,
+            quiet,
+            as_json,
+        )
+        return
+    images = ImageDataset(dataset.value, data, split.value, checkpoint.config.image_size, limit)
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("eval", total=len(images))
+        result = evaluate_images(
+            meta_learner,
+            images,
+            torch_device,
+            batch_size,
+            refine_steps,
+            refine_lr,
+            workers,
+            on_batch=lambda count: bar.advance(task_id, count),
+        )
+    summary = {
+        "model": checkpoint.model_id,
+        "dataset": dataset.value,
+        "split": split.value,
+        "images": result.images,
+        "psnr": result.psnr,
+        "psnr_refined": result.psnr_refined,
+        "refine_steps": result.refine_steps,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(
+        title=f"{checkpoint.model_id} on {dataset.value} {split.value} ({result.images} images)"
+    )
+    table.add_column("method")
+    table.add_column("PSNR (dB)", justify="right")
+    table.add_row("Trans-INR (one forward pass)", f"{result.psnr:.2f}")
+    if result.psnr_refined is not None:
+        table.add_row(f"+ {refine_steps} refinement steps", f"{result.psnr_refined:.2f}")
+    console.print(table)

@@ -1,0 +1,57 @@
+"""`transinr info`: metadata and parameter count of an .inr file or a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from transinr_cli.common import JsonOption, console, handle_errors
+
+
+@handle_errors
+def info(
+    path: Annotated[Path, typer.Argument(help="An .inr file or a model checkpoint.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Print an .inr file's (or checkpoint's) metadata and parameter count."""
+    from models.checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
+    from models.inr_file import load_inr, peek_format
+
+    if not (path.is_dir() or peek_format(path) == CHECKPOINT_FORMAT):
+        inr_file = load_inr(path)
+        details = {
+            "file": str(path),
+            "format": "transinr.inr",
+            "task": inr_file.task,
+            "parameters": inr_file.parameter_count(),
+            "dtype": str(inr_file.weights[0].dtype).replace("torch.", ""),
+            "inr": inr_file.inr.__dict__,
+            **inr_file.info,
+        }
+    else:
+        from models.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(path)
+        details = {
+            "file": str(path),
+            "format": "transinr.checkpoint",
+            "model_id": checkpoint.model_id,
+            "task": checkpoint.config.task,
+            "preset": checkpoint.config.preset,
+            "parameters": sum(t.numel() for t in checkpoint.model_state.values()),
+            "step": checkpoint.train_state.get("step"),
+            "best_val_psnr": checkpoint.train_state.get("best_val_psnr"),
+            "config": json.loads(checkpoint.config.to_json()),
+        }
+    if as_json:
+        print(json.dumps(details))
+        return
+    table = Table(show_header=False, title=str(path))
+    for key, value in details.items():
+        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        table.add_row(key, text)
+    console.print(table)

@@ -1,0 +1,272 @@
+"""`transinr render`: draw an .inr file: an image at any size, or NeRF views and orbits."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from models.errors import TransInrError
+from transinr_cli.common import (
+    Device,
+    DeviceOption,
+    JsonOption,
+    QuietOption,
+    check_size,
+    console,
+    ensure_parent,
+    handle_errors,
+    progress_bar,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+def render_size(
+    inr_info: dict, size: int | None, width: int | None, height: int | None
+) -> tuple[int, int]:
+    """Output (width, height): --size sets the longer side at the native aspect."""
+    native_w = int(inr_info.get("native_width", 256))
+    native_h = int(inr_info.get("native_height", 256))
+    for name, value in (("--size", size), ("--width", width), ("--height", height)):
+        check_size(name, value)
+    if width and height:
+        return width, height
+    if width:
+        return width, max(1, round(width * native_h / native_w))
+    if height:
+        return max(1, round(height * native_w / native_h)), height
+    longer = size or max(native_w, native_h)
+    if native_w >= native_h:
+        return longer, max(1, round(longer * native_h / native_w))
+    return max(1, round(longer * native_w / native_h)), longer
+
+
+def image_bytes(array: np.ndarray, suffix: str) -> bytes:
+    """Encode an (H, W, 3) uint8 / uint16 array for a file name suffix."""
+    from models.images import encode_png
+
+    if suffix == ".png":
+        return encode_png(array)
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    kind = "JPEG" if suffix in (".jpg", ".jpeg") else suffix[1:].upper()
+    Image.fromarray(array).save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
+    """GIF (Pillow) or MP4 (imageio-ffmpeg) to a temporary name, then renamed."""
+    import imageio.v3 as iio
+
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
+    )
+    os.close(handle)
+    try:
+        if target.suffix == ".gif":
+            iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+        else:
+            try:
+                import imageio_ffmpeg  # noqa: F401
+            except ImportError:
+                raise TransInrError(
+                    "writing .mp4 needs imageio-ffmpeg: pip install 'transinr[video]', "
+                    "or write .gif or a folder"
+                ) from None
+            iio.imwrite(temporary, np.stack(frames), extension=".mp4", plugin="FFMPEG", fps=fps)
+        os.replace(temporary, target)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+@handle_errors
+def render(
+    inr: Annotated[Path, typer.Argument(help="An .inr file.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="Output image; orbits: .gif, .mp4 or a folder/."),
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="Longer side in pixels, native aspect.")] = None,
+    width: Annotated[int | None, typer.Option(help="Image: output width.")] = None,
+    height: Annotated[int | None, typer.Option(help="Image: output height.")] = None,
+    bit_depth: Annotated[int, typer.Option(help="8 or 16 bits per channel (16: PNG only).")] = 8,
+    pose: Annotated[
+        Path | None, typer.Option(help="NeRF: camera-to-world 4x4 matrix file (JSON or text).")
+    ] = None,
+    azimuth: Annotated[float, typer.Option(help="NeRF: camera azimuth, degrees.")] = 30.0,
+    elevation: Annotated[float, typer.Option(help="NeRF: camera elevation, degrees.")] = 30.0,
+    radius: Annotated[
+        float | None, typer.Option(help="NeRF: camera distance (default: the inputs').")
+    ] = None,
+    orbit: Annotated[
+        int | None, typer.Option(min=1, max=3600, help="NeRF: N frames around the object.")
+    ] = None,
+    fps: Annotated[int, typer.Option(min=1, max=120, help="Orbit video frame rate.")] = 24,
+    samples: Annotated[
+        int | None, typer.Option(min=2, max=4096, help="NeRF: samples per ray.")
+    ] = None,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Render an .inr file: an image at any resolution, or NeRF novel views and orbits."""
+    from models.inr_file import load_inr
+    from models.training import resolve_device
+
+    if bit_depth not in (8, 16):
+        raise TransInrError(f"--bit-depth {bit_depth} is not supported; use 8 or 16")
+    inr_file = load_inr(inr)
+    torch_device = resolve_device(device.value)
+    started = time.perf_counter()
+    if inr_file.task == "nerf":
+        if width or height:
+            raise TransInrError("NeRF views are square: use --size, not --width / --height")
+        outputs, out_w, out_h = render_nerf(
+            inr_file,
+            inr,
+            out,
+            size,
+            bit_depth,
+            pose,
+            azimuth,
+            elevation,
+            radius,
+            orbit,
+            fps,
+            samples,
+            torch_device,
+            quiet,
+        )
+    else:
+        if pose or orbit or samples:
+            raise TransInrError(
+                f"{inr} is an image INR; --pose, --orbit and --samples are for NeRF .inr files"
+            )
+        target = out or Path(inr.stem + ".png")
+        check_image_target(target, bit_depth)
+        out_w, out_h = render_size(inr_file.info, size, width, height)
+        check_size("the output width", out_w)
+        check_size("the output height", out_h)
+        array = render_image_file(inr_file, out_w, out_h, bit_depth, torch_device, quiet)
+        write_image(array, target)
+        outputs = [str(target)]
+    seconds = time.perf_counter() - started
+    if as_json:
+        summary = {"outputs": outputs, "width": out_w, "height": out_h, "seconds": seconds}
+        print(json.dumps({"output": outputs[0], **summary}))
+    elif not quiet:
+        where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} frames in {out}"
+        console.print(f"{inr} -> {where}  {out_w}x{out_h}  {seconds:.2f} s")
+
+
+def check_image_target(target: Path, bit_depth: int) -> None:
+    suffix = target.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise TransInrError(f"cannot write '{target.suffix}' images; name the output .png or .jpg")
+    if bit_depth == 16 and suffix != ".png":
+        raise TransInrError("16-bit output needs a .png file name")
+
+
+def write_image(array: np.ndarray, target: Path) -> None:
+    from models.inr_file import atomic_write
+
+    ensure_parent(target)
+    atomic_write(target, image_bytes(array, target.suffix.lower()))
+
+
+def render_image_file(inr_file, out_w: int, out_h: int, bit_depth: int, device, quiet: bool):
+    from models.rendering import render_quantized
+
+    box = tuple(inr_file.info.get("content_box", (-1.0, -1.0, 1.0, 1.0)))
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("render", total=out_h)
+        return render_quantized(
+            inr_file.batched(device),
+            inr_file.inr,
+            out_h,
+            out_w,
+            box,
+            bit_depth,
+            on_rows=lambda rows: bar.advance(task_id, rows),
+        )
+
+
+def render_nerf(
+    inr_file,
+    inr: Path,
+    out,
+    size,
+    bit_depth,
+    pose_file,
+    azimuth,
+    elevation,
+    radius,
+    orbit,
+    fps,
+    samples,
+    device,
+    quiet,
+):
+    """Render one view (--pose, or azimuth / elevation / radius) or an orbit of a NeRF file."""
+    from models.config import RaySampling
+    from models.rays import look_at_pose, read_pose_file
+    from models.volume_rendering import orbit_poses, render_view
+
+    info = inr_file.info
+    view_size = int(info.get("view_size", 128))
+    side = size or view_size
+    check_size("--size", side)
+    focal = float(info.get("focal", 0.0)) * side / view_size
+    near, far = float(info.get("near", 2.0)), float(info.get("far", 6.0))
+    if not (focal > 0 and 0 < near < far):
+        raise TransInrError(f"{inr} lacks camera metadata (focal, near, far); re-encode it")
+    sampling = RaySampling(near, far, samples or int(info.get("samples", 128)))
+    radius = radius or float(info.get("camera_radius", 4.0))
+    if orbit:
+        poses = orbit_poses(orbit, elevation, radius)
+        target = out or Path(inr.stem + "-orbit.gif")
+        as_folder = target.suffix == "" or target.is_dir()
+        if not as_folder and target.suffix.lower() not in VIDEO_SUFFIXES:
+            raise TransInrError("an orbit goes to .gif, .mp4 or a folder/; rename -o")
+    else:
+        poses = (
+            read_pose_file(pose_file) if pose_file else look_at_pose(azimuth, elevation, radius)
+        )[None]
+        target = out or Path(inr.stem + ".png")
+        check_image_target(target, bit_depth)
+        as_folder = False
+    weights = inr_file.batched(device)
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    frames = []
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("render", total=len(poses))
+        for pose in poses:
+            image = render_view(
+                weights, inr_file.inr, sampling, pose[None].to(device), side, side, focal
+            )
+            frames.append((image[0].cpu().numpy() * scale).round().astype(dtype))
+            bar.advance(task_id)
+    if not orbit:
+        write_image(frames[0], target)
+        return [str(target)], side, side
+    if as_folder:
+        target.mkdir(parents=True, exist_ok=True)
+        paths = [target / f"{index:03d}.png" for index in range(len(frames))]
+        for frame, path in zip(frames, paths, strict=True):
+            write_image(frame, path)
+        return [str(p) for p in paths], side, side
+    if bit_depth == 16:
+        raise TransInrError("16-bit orbits go to a folder of PNGs; use -o DIR/")
+    ensure_parent(target)
+    write_video(frames, target, fps)
+    return [str(target)], side, side

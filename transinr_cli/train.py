@@ -1,0 +1,258 @@
+"""`transinr train`: meta-learn a Transformer hypernetwork on images or posed views."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from models.errors import TransInrError
+from transinr_cli.common import (
+    Category,
+    Dataset,
+    Device,
+    DeviceOption,
+    JsonOption,
+    Precision,
+    QuietOption,
+    Task,
+    console,
+    error_console,
+    handle_errors,
+    progress_bar,
+)
+from transinr_cli.data import synthetic_default
+
+PAPER_NERF_PRESETS = ("chairs", "cars", "lamps", "chairs-2view", "cars-2view", "lamps-2view")
+
+
+def print_summary(config, as_json: bool) -> None:
+    """The --dry-run output: parameters per part and in total."""
+    from models.metalearner import TransInr, parameter_breakdown
+
+    counts = parameter_breakdown(TransInr(config))
+    if as_json:
+        summary = {"preset": config.preset, "task": config.task, "parameters": counts}
+        print(json.dumps({**summary, "config": json.loads(config.to_json())}))
+        return
+    table = Table(title=f"Trans-INR preset '{config.preset}' (task {config.task})")
+    table.add_column("part")
+    table.add_column("parameters", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    per = " per view" if config.task == "nerf" else ""
+    console.print(
+        f"tokens: {config.data_token_count} data{per} + {sum(config.group_counts())} weight; "
+        f"INR layers {config.inr.layer_shapes()}"
+    )
+    console.print(f"total parameters: {counts['total']:,}")
+
+
+@handle_errors
+def train(
+    task: Annotated[Task, typer.Option(help="What the meta-learner builds INRs of.")] = Task.image,
+    dataset: Annotated[
+        Dataset, typer.Option(help="Image data set layout of --data.")
+    ] = Dataset.celeba,
+    category: Annotated[
+        Category, typer.Option(help="NeRF: object category (learnit layout).")
+    ] = Category.chairs,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Data set root. NeRF default: a generated synthetic set (cached)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="Model preset. image: celeba, imagenette, celeba89, tiny; "
+            "nerf: chairs, cars, lamps (+ -2view), small, tiny."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/PRESET).")] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Epochs (default: the preset's recipe).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps; overrides --epochs.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Images (or objects) per step.")
+    ] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear lr warm-up.")] = None,
+    groups: Annotated[int | None, typer.Option(help="Weight groups G per INR layer.")] = None,
+    support_views: Annotated[
+        int | None, typer.Option(min=1, help="NeRF: support views per object.")
+    ] = None,
+    rays_per_object: Annotated[
+        int | None, typer.Option(min=1, help="NeRF: query rays per object a step.")
+    ] = None,
+    synthetic_objects: Annotated[
+        int, typer.Option(min=2, help="NeRF without --data: objects to generate.")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and data order.")] = 0,
+    val_every: Annotated[int, typer.Option(min=1, help="Validate every N steps.")] = 500,
+    val_images: Annotated[
+        int | None, typer.Option(min=1, help="Validation images (NeRF: objects).")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write last every N steps.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=0, help="Use only the first N training images / objects.")
+    ] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Background data-loading workers.")] = 2,
+    precision: Annotated[Precision, typer.Option(help="bf16 autocast or fp32.")] = Precision.auto,
+    device: DeviceOption = Device.auto,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Start over, replacing the run already in --out.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Build the model, print its summary, exit.")
+    ] = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
+    from models.checkpoint import load_checkpoint
+    from models.config import preset_config
+    from models.training import recipe, resolve_device, resolve_precision, total_steps
+    from models.training import train as run_training
+
+    checkpoint = None
+    if resume:
+        if out is None:
+            raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
+        last = out / "last.safetensors"
+        if not last.is_file():
+            raise TransInrError(f"no checkpoint to resume at {last}; start without --resume")
+        checkpoint = load_checkpoint(last)
+        if preset is not None and preset != checkpoint.config.preset:
+            raise TransInrError(
+                f"checkpoint {last} is preset '{checkpoint.config.preset}', not '{preset}'; "
+                f"drop --preset or use --preset {checkpoint.config.preset}"
+            )
+        config = checkpoint.config
+        saved = dict(checkpoint.train_state.get("train_config", {}))
+        saved.update({k: v for k, v in {"steps": steps, "epochs": epochs}.items() if v})
+        train_config = recipe(config.preset, config.task, **saved)
+    else:
+        if preset is None:
+            if task == Task.nerf:
+                preset = category.value
+            else:
+                preset = "imagenette" if dataset == Dataset.imagenette else "celeba"
+        config = preset_config(preset, task.value, groups=groups)
+        train_config = recipe(
+            preset,
+            task.value,
+            steps=steps,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=warmup_steps,
+            support_views=support_views,
+            rays_per_object=rays_per_object,
+            val_images=val_images,
+        )
+        train_config.seed = seed
+    if dry_run:
+        print_summary(config, as_json)
+        return
+    torch_device = resolve_device(device.value)
+    train_config.precision = resolve_precision(precision.value, torch_device)
+    train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
+    train_config.workers = workers
+    if config.task == "nerf" and train_config.support_views > config.max_views:
+        raise TransInrError(
+            f"--support-views {train_config.support_views} is more than preset "
+            f"'{config.preset}' allows ({config.max_views})"
+        )
+    run_dir = out or Path("runs") / config.preset
+    if not resume and not overwrite and (run_dir / "last.safetensors").exists():
+        raise TransInrError(
+            f"{run_dir} already holds a run; continue it with --resume, replace it with "
+            "--overwrite, or choose another --out"
+        )
+    if config.task == "nerf":
+        from models.view_data import ViewDataset, has_split
+
+        category_name = train_config.category or category.value
+        if data is None and train_config.data:
+            data = Path(train_config.data)
+        if data is None:
+            data = synthetic_default(category_name, synthetic_objects, quiet)
+        train_config.category, train_config.data = category_name, str(data)
+        train_set = ViewDataset(data, category_name, "train", limit)
+        val_split = "val" if has_split(data, category_name, "val") else "test"
+        val_set = ViewDataset(data, category_name, val_split)
+        if torch_device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
+            error_console.print(
+                f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
+                "--preset small trains there in hours",
+                markup=False,
+            )
+    else:
+        from models.data import ImageDataset
+
+        if data is None and train_config.data:
+            data = Path(train_config.data)
+        if data is None:
+            raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
+        dataset_name = train_config.dataset if resume else dataset.value
+        train_config.dataset, train_config.data = dataset_name, str(data)
+        train_set = ImageDataset(dataset_name, data, "train", config.image_size, limit)
+        val_set = ImageDataset(dataset_name, data, "val", config.image_size)
+    if overwrite and not resume:
+        for name in ("last.safetensors", "best.safetensors"):
+            (run_dir / name).unlink(missing_ok=True)
+
+    unit = "obj/s" if config.task == "nerf" else "img/s"
+    steps_total = total_steps(train_config, len(train_set))
+    with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
+        task_id = bar.add_task(
+            "train",
+            total=steps_total,
+            completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
+            **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
+        )
+        val_text = ""
+
+        def on_progress(progress) -> None:
+            nonlocal val_text
+            if progress.val_psnr is not None:
+                val_text = f"val {progress.val_psnr:.2f} dB"
+            bar.update(
+                task_id,
+                completed=progress.step,
+                loss=f"loss {progress.loss:.4f}",
+                psnr=f"PSNR {progress.psnr:.2f} dB",
+                val=val_text,
+                speed=f"{progress.items_per_second:.1f} {unit}",
+            )
+
+        result = run_training(
+            run_dir, config, train_config, train_set, val_set, torch_device, checkpoint, on_progress
+        )
+    summary = {
+        "run_dir": str(run_dir),
+        "task": config.task,
+        "preset": config.preset,
+        "steps": result.steps,
+        "val_psnr": result.final_val_psnr,
+        "best_val_psnr": result.best_val_psnr,
+        "seconds": result.seconds,
+        "precision": train_config.precision,
+        "device": str(torch_device),
+    }
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        console.print(
+            f"trained {result.steps} steps in {result.seconds:.0f} s; validation PSNR "
+            f"{result.final_val_psnr:.2f} dB (best {result.best_val_psnr:.2f}); "
+            f"checkpoints in {run_dir}"
+        )
