@@ -12,8 +12,8 @@ Sections
            SDPA: `models.encoding.encode_batch`) against a plain reference forward of the same
            weights (naive attention, fp32, autograd on), outputs checked with allclose(1e-4).
   render   one `celeba` INR at 1024 x 1024 through `render_quantized`, against torch's own fp32
-           matmul speed (2048^2 x 2048^2 `torch.mm`) measured in the same run; FLOPs nominal
-           (per-pixel evaluation) and executed (separable first layer, see `render_flops`).
+           matmul speed (`torch.mm` of two 2048 x 2048 matrices) measured in the same run; FLOPs
+           nominal (per-pixel evaluation) and executed (separable first layer: `render_flops`).
   train    `celeba` at batch 2: forward + full-image MSE + backward + Adam step, fp32 and bf16,
            and the reference (naive attention, fp32, torch.optim.Adam defaults); plus the Adam
            step alone for each Adam implementation.
@@ -66,7 +66,7 @@ class Budget:
 
     encode_warmup: int
     encode_repeats: int
-    mm_repeats: int
+    mm_repeats: int  # torch.mm timings before the renders and again after each round
     render_rounds: int  # every chunk size is rendered this many times, interleaved
     train_warmup: int
     train_steps: int
@@ -75,8 +75,8 @@ class Budget:
     preset_steps: dict[str, int] = field(default_factory=dict)
 
 
-FULL = Budget(2, 8, 10, 2, 1, 4, 8, 2, {"celeba89": 6, "tiny": 20})
-QUICK = Budget(1, 3, 4, 1, 1, 2, 3, 1, {"celeba89": 3, "tiny": 5})
+FULL = Budget(2, 10, 6, 2, 1, 5, 10, 2, {"celeba89": 8, "tiny": 30})
+QUICK = Budget(1, 3, 3, 1, 1, 2, 3, 1, {"celeba89": 2, "tiny": 5})
 
 
 # --------------------------------------------------------------------------------------------
@@ -160,6 +160,17 @@ def machine_facts() -> dict:
                     flags = set(value.split())
     except OSError:
         pass
+    config = torch.__config__.show()
+    patterns = {
+        "MKL": r"Math Kernel Library Version ([\d.]+)",
+        "oneDNN": r"MKL-DNN v([\d.]+)",
+        "OpenBLAS": r"OpenBLAS ?([\d.]*)",
+    }
+    blas = [
+        f"{name} {match.group(1)}".strip()
+        for name, pattern in patterns.items()
+        if (match := re.search(pattern, config))
+    ]
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
     return {
         "torch": torch.__version__,
@@ -169,6 +180,7 @@ def machine_facts() -> dict:
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
         "isa": isa,
+        "libraries": blas,
         "mkldnn_bf16": bool(torch.backends.mkldnn.is_available())
         and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
         "load_average": [round(v, 2) for v in os.getloadavg()],
@@ -193,7 +205,15 @@ def adam_label(kwargs: dict) -> str:
         return "fused"
     if kwargs.get("foreach"):
         return "foreach"
-    return "default (for-loop on CPU)" if not kwargs else "for-loop"
+    if kwargs:
+        return "for-loop"
+    try:  # what torch picks when neither is given (private helper; the label is cosmetic)
+        from torch.optim.optimizer import _default_to_fused_or_foreach
+
+        _, foreach = _default_to_fused_or_foreach([torch.zeros(1)], False, False)
+        return f"default ({'foreach' if foreach else 'for-loop'} on CPU)"
+    except (ImportError, TypeError, ValueError):
+        return "default"
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,11 +329,27 @@ def render_flops(inr: INRConfig, height: int, width: int, chunk_pixels: int) -> 
     }
 
 
-def bench_mm(repeats: int) -> dict:
-    """torch's own fp32 matmul speed: torch.mm of two MM_SIZE^2 float32 matrices."""
-    left, right = torch.randn(MM_SIZE, MM_SIZE), torch.randn(MM_SIZE, MM_SIZE)
-    stats = summary(round_robin({"mm": lambda: torch.mm(left, right)}, 2, repeats)["mm"])
-    return {**stats, "gflops_per_s": 2 * MM_SIZE**3 / stats["median_s"] / 1e9}
+class MatmulReference:
+    """torch's own fp32 matmul speed: torch.mm of two MM_SIZE^2 float32 matrices.
+
+    Sampled before the renders and again after each round of them, so background load during
+    the section weighs on the reference as it does on the renders.
+    """
+
+    def __init__(self) -> None:
+        self.left, self.right = torch.randn(MM_SIZE, MM_SIZE), torch.randn(MM_SIZE, MM_SIZE)
+        self.seconds: list[float] = []
+        round_robin({"mm": self.call}, 2, 0)
+
+    def call(self) -> None:
+        torch.mm(self.left, self.right)
+
+    def sample(self, repeats: int) -> None:
+        self.seconds += round_robin({"mm": self.call}, 0, repeats)["mm"]
+
+    def result(self) -> dict:
+        stats = summary(self.seconds)
+        return {**stats, "gflops_per_s": 2 * MM_SIZE**3 / stats["median_s"] / 1e9}
 
 
 def bench_render(shared: Shared, budget: Budget) -> dict:
@@ -329,16 +365,20 @@ def bench_render(shared: Shared, budget: Budget) -> dict:
     counted = counter.get_total_flops()
     formula = render_flops(inr, strip_rows, RENDER_SIZE, default_chunk)["executed"]
 
-    mm = bench_mm(budget.mm_repeats)
+    reference = MatmulReference()
+    reference.sample(budget.mm_repeats)
 
     def render(chunk: int, height: int = RENDER_SIZE) -> Callable[[], object]:
         return lambda: render_quantized(weights, inr, height, RENDER_SIZE, chunk_pixels=chunk)
 
     for chunk in chunk_options:  # warm-up: a few chunks of each size
         render(chunk, 2 * max(1, chunk // RENDER_SIZE))()
-    seconds = round_robin(
-        {str(chunk): render(chunk) for chunk in chunk_options}, 0, budget.render_rounds
-    )
+    seconds: dict[str, list[float]] = {str(chunk): [] for chunk in chunk_options}
+    for _ in range(budget.render_rounds):
+        for chunk in chunk_options:
+            seconds[str(chunk)].append(timed(render(chunk)))
+        reference.sample(budget.mm_repeats)
+    mm = reference.result()
     pixels = RENDER_SIZE * RENDER_SIZE
     default_median = statistics.median(seconds[str(default_chunk)])
     chunks = []
@@ -456,16 +496,12 @@ def bench_train(budget: Budget) -> dict:
     # The Adam step alone, each implementation on the same parameters and gradients.
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
-    adams = {
-        "default (for-loop on CPU)": {},
-        "foreach": {"foreach": True},
-        "fused": {"fused": True},
-    }
+    adams = {adam_label({}): {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
     optimizers = {name: torch.optim.Adam(params, lr=lr, **kw) for name, kw in adams.items()}
     adam_seconds = round_robin(
         {name: opt.step for name, opt in optimizers.items()}, 2, budget.adam_repeats
     )
-    default_median = statistics.median(adam_seconds["default (for-loop on CPU)"])
+    default_median = statistics.median(adam_seconds[adam_label({})])
     adam_rows = [
         {
             "adam": name,
@@ -535,6 +571,7 @@ def machine_table(facts: dict, budget_name: str) -> Table:
         "threads", f"{facts['torch_threads']} intra-op, {facts['torch_interop_threads']} inter-op"
     )
     table.add_row("ISA", " ".join(facts["isa"]) or "-")
+    table.add_row("libraries", ", ".join(facts["libraries"]) or "-")
     table.add_row("oneDNN bf16", "yes" if facts["mkldnn_bf16"] else "no")
     table.add_row("load average", " ".join(str(v) for v in facts["load_average"]))
     table.add_row("budget", budget_name)
@@ -753,6 +790,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console(stderr=args.json)
+    if not console.is_terminal:  # piped or captured: don't squeeze the tables into 80 columns
+        console = Console(stderr=args.json, width=200)
     budget = QUICK if args.quick else FULL
     facts = machine_facts()
     console.print(machine_table(facts, "quick" if args.quick else "full"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -76,13 +77,6 @@ def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
         if target.suffix == ".gif":
             iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
         else:
-            try:
-                import imageio_ffmpeg  # noqa: F401
-            except ImportError:
-                raise TransInrError(
-                    "writing .mp4 needs imageio-ffmpeg: pip install 'transinr[video]', "
-                    "or write .gif or a folder"
-                ) from None
             iio.imwrite(temporary, np.stack(frames), extension=".mp4", plugin="FFMPEG", fps=fps)
         os.replace(temporary, target)
     finally:
@@ -238,6 +232,13 @@ def render_nerf(
         as_folder = target.suffix == "" or target.is_dir()
         if not as_folder and target.suffix.lower() not in VIDEO_SUFFIXES:
             raise TransInrError("an orbit goes to .gif, .mp4 or a folder/; rename -o")
+        if target.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+            raise TransInrError(
+                "writing .mp4 needs imageio-ffmpeg: pip install 'transinr[video]', "
+                "or write .gif or a folder/"
+            )
+        if bit_depth == 16 and not as_folder:
+            raise TransInrError("16-bit orbits go to a folder of PNGs; use -o DIR/")
     else:
         poses = (
             read_pose_file(pose_file) if pose_file else look_at_pose(azimuth, elevation, radius)
@@ -265,8 +266,6 @@ def render_nerf(
         for frame, path in zip(frames, paths, strict=True):
             write_image(frame, path)
         return [str(p) for p in paths], side, side
-    if bit_depth == 16:
-        raise TransInrError("16-bit orbits go to a folder of PNGs; use -o DIR/")
     ensure_parent(target)
     write_video(frames, target, fps)
     return [str(target)], side, side
