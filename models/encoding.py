@@ -39,8 +39,8 @@ def encode_image_file(
     """Load, fit and encode one image; returns the `.inr` content and the forward-pass seconds."""
     if checkpoint.config.task != "image":
         raise TransInrError(
-            f"model {checkpoint.model_id} is a {checkpoint.config.task} model; encoding an image "
-            "needs an image model (--model)"
+            f"model {checkpoint.model_id} is a {checkpoint.config.task} model; encoding an "
+            "image needs an image model (--model)"
         )
     size = checkpoint.config.image_size
     fitted, fit_info = fit_image(load_image(path), size, fit)
@@ -78,7 +78,7 @@ def encode_views_file(
     config = checkpoint.config
     if config.task != "nerf":
         raise TransInrError(
-            f"model {checkpoint.model_id} is an {config.task} model; encoding views needs a "
+            f"model {checkpoint.model_id} is an image model; encoding views needs a "
             "NeRF model (--model)"
         )
     views = views if views is not None else [0]

@@ -66,11 +66,13 @@ def evaluate_images(
     return result
 
 
-def mean_image_psnr(train_set: ImageDataset, images: torch.Tensor, sample: int = 2000) -> float:
-    """The mean-image baseline: PSNR of the average training image against each of `images`."""
+def mean_image_psnr(train_set: ImageDataset, dataset: ImageDataset, sample: int = 2000) -> float:
+    """The mean-image baseline: PSNR of the average of (up to `sample`) training images against
+    every image of `dataset`, averaged."""
     count = min(sample, len(train_set))
     mean = torch.stack([train_set[i] for i in range(count)]).mean(dim=0)
-    return psnr(mean.expand_as(images).flatten(1), images.flatten(1)).mean().item()
+    scores = [psnr(mean[None].flatten(1), dataset[i][None].flatten(1)) for i in range(len(dataset))]
+    return torch.cat(scores).mean().item()
 
 
 def query_psnr(weights, config, pose: torch.Tensor, target: torch.Tensor, focal: float) -> float:
@@ -120,3 +122,12 @@ def evaluate_views(
         result.refine_steps = refine_steps
         result.per_image_refined = refined
     return result
+
+
+def white_image_psnr(dataset: ViewDataset, objects: int = 8) -> float:
+    """The all-white baseline: PSNR of a blank white render against every view of the objects."""
+    scores = [
+        psnr(torch.ones_like(images).flatten(1), images.flatten(1)).mean().item()
+        for images, _, _ in (dataset[i] for i in range(min(objects, len(dataset))))
+    ]
+    return sum(scores) / len(scores)

@@ -71,6 +71,8 @@ def load_views(source: str | Path, views: list[int] | None = None) -> PosedViews
     folder = transforms.parent
     angle, frames = read_transforms(transforms)
     chosen = list(range(len(frames))) if views is None else views
+    if not chosen:
+        raise TransInrError(f"no views chosen from {transforms}; give at least one view index")
     for index in chosen:
         if not 0 <= index < len(frames):
             raise TransInrError(

@@ -114,3 +114,31 @@ def test_epoch_sampler_started_mid_epoch_continues_the_same_order(start):
     assert resumed == full[start:]
     later = take(EpochSampler(10, seed=5, epoch=2, start=start), 10)
     assert later == full[20 + start : 30 + start]
+
+
+def test_imagenette_layout_random_crop_and_flip(tmp_path):
+    for split, count in (("train", 3), ("val", 2)):
+        for class_index in range(2):
+            folder = tmp_path / split / f"n0{class_index}"
+            folder.mkdir(parents=True)
+            for index in range(count):
+                write_png(folder / f"{index}.png", synthetic_image(index, 48, 64))
+    train = ImageDataset("imagenette", tmp_path, "train", 32)
+    val = ImageDataset("imagenette", tmp_path, "val", 32)
+    test = ImageDataset("imagenette", tmp_path, "test", 32)
+    assert (len(train), len(val), len(test)) == (6, 4, 4)  # test reads val/
+    crops = [train[(0, seed)] for seed in range(12)]
+    assert all(crop.shape == (3, 32, 32) for crop in crops)
+    assert torch.equal(train[(0, 5)], crops[5])  # same seed, same crop
+    assert len({crop.sum().item() for crop in crops}) > 1  # random crops and flips differ
+    full = torch.from_numpy(synthetic_image(0, 48, 64)).permute(2, 0, 1).float() / 255.0
+    windows = full.unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 17, 33, 32, 32): every crop
+    for crop in crops:
+        found = any(
+            torch.allclose(candidate, windows[:, i, j], atol=1e-6)
+            for candidate in (crop, crop.flip(-1))
+            for i in range(windows.shape[1])
+            for j in range(windows.shape[2])
+        )
+        assert found  # a real crop of the image, possibly flipped
+    assert torch.equal(val[0], val[0])  # evaluation: deterministic resize + centre crop

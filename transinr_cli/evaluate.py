@@ -25,6 +25,8 @@ from transinr_cli.common import (
     progress_bar,
 )
 
+TASK_NAMES = {"image": "an image", "nerf": "a NeRF"}
+
 
 def evaluate_nerf(
     checkpoint,
@@ -41,6 +43,7 @@ def evaluate_nerf(
     device,
     quiet: bool,
     as_json: bool,
+    baseline: bool = False,
 ) -> None:
     """The layout of the paper's Tables 3 and 4: PSNR of full query renders, per view count."""
     from models.evaluation import evaluate_views
@@ -77,6 +80,10 @@ def evaluate_nerf(
         "psnr_refined": result.psnr_refined,
         "refine_steps": result.refine_steps,
     }
+    if baseline:
+        from models.evaluation import white_image_psnr
+
+        summary["baseline_psnr"] = white_image_psnr(objects, len(objects))
     if as_json:
         print(json.dumps(summary))
         return
@@ -91,6 +98,8 @@ def evaluate_nerf(
     table.add_row("Trans-INR", f"{result.psnr:.2f}")
     if result.psnr_refined is not None:
         table.add_row(f"Trans-INR + {refine_steps} TTO steps", f"{result.psnr_refined:.2f}")
+    if baseline:
+        table.add_row("all-white image (baseline)", f"{summary['baseline_psnr']:.2f}")
     console.print(table)
 
 
@@ -104,6 +113,12 @@ def evaluate(
         int, typer.Option(min=1, help="NeRF: support/query pairs per object (paper: 100).")
     ] = 1,
     seed: Annotated[int, typer.Option(help="NeRF: seed of the support/query pairs.")] = 0,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also score the trivial baseline: the mean training image (NeRF: all white)."
+        ),
+    ] = False,
     dataset: Annotated[Dataset, typer.Option(help="Data set layout of --data.")] = Dataset.celeba,
     data: Annotated[Path | None, typer.Option(help="Data set root folder.")] = None,
     split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
@@ -129,7 +144,8 @@ def evaluate(
     checkpoint, meta_learner = load_model(model, torch_device)
     if checkpoint.config.task != task.value:
         raise TransInrError(
-            f"model {checkpoint.model_id} is a {checkpoint.config.task} model, not {task.value}; "
+            f"model {checkpoint.model_id} is {TASK_NAMES[checkpoint.config.task]} model, not "
+            f"{TASK_NAMES[task.value]} one; "
             f"use --task {checkpoint.config.task}"
         )
     if task == Task.nerf:
@@ -148,6 +164,7 @@ def evaluate(
             torch_device,
             quiet,
             as_json,
+            baseline,
         )
         return
     images = ImageDataset(dataset.value, data, split.value, checkpoint.config.image_size, limit)
@@ -172,6 +189,11 @@ def evaluate(
         "psnr_refined": result.psnr_refined,
         "refine_steps": result.refine_steps,
     }
+    if baseline:
+        from models.evaluation import mean_image_psnr
+
+        train_set = ImageDataset(dataset.value, data, "train", checkpoint.config.image_size)
+        summary["baseline_psnr"] = mean_image_psnr(train_set, images)
     if as_json:
         print(json.dumps(summary))
         return
@@ -183,4 +205,6 @@ def evaluate(
     table.add_row("Trans-INR (one forward pass)", f"{result.psnr:.2f}")
     if result.psnr_refined is not None:
         table.add_row(f"+ {refine_steps} refinement steps", f"{result.psnr_refined:.2f}")
+    if baseline:
+        table.add_row("mean training image (baseline)", f"{summary['baseline_psnr']:.2f}")
     console.print(table)

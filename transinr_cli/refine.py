@@ -91,14 +91,14 @@ def refine(
     from models.training import resolve_device
 
     inr_file = load_inr(inr)
-    if inr_file.task == "nerf" and views is None:
-        raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
-    if inr_file.task == "image" and image is None:
-        raise TransInrError(f"{inr} is an image INR; give --image, the image it was encoded from")
     if inr_file.task == "image" and views is not None:
         raise TransInrError(f"{inr} is an image INR; --views refines NeRF INRs, use --image")
     if inr_file.task == "nerf" and image is not None:
         raise TransInrError(f"{inr} is a NeRF INR; --image refines image INRs, use --views")
+    if inr_file.task == "nerf" and views is None:
+        raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
+    if inr_file.task == "image" and image is None:
+        raise TransInrError(f"{inr} is an image INR; give --image, the image it was encoded from")
     torch_device = resolve_device(device.value)
     weights = inr_file.batched(torch_device)
     if inr_file.task == "nerf":

@@ -218,14 +218,17 @@ def render_nerf(
 
     info = inr_file.info
     view_size = int(info.get("view_size", 128))
-    side = size or view_size
+    side = view_size if size is None else size
     check_size("--size", side)
     focal = float(info.get("focal", 0.0)) * side / view_size
     near, far = float(info.get("near", 2.0)), float(info.get("far", 6.0))
     if not (focal > 0 and 0 < near < far):
         raise TransInrError(f"{inr} lacks camera metadata (focal, near, far); re-encode it")
     sampling = RaySampling(near, far, samples or int(info.get("samples", 128)))
-    radius = radius or float(info.get("camera_radius", 4.0))
+    if radius is None:
+        radius = float(info.get("camera_radius", 4.0))
+    if not 0 < radius <= 1e4:
+        raise TransInrError(f"--radius {radius} is not a camera distance; give a positive number")
     if orbit:
         poses = orbit_poses(orbit, elevation, radius)
         target = out or Path(inr.stem + "-orbit.gif")
