@@ -8,6 +8,7 @@ flips. Items are addressed as (index, seed) so that augmentation is reproducible
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,22 +115,44 @@ class ImageDataset(Dataset):
 class EpochSampler(Sampler):
     """Shuffles every epoch from (seed, epoch) and can start mid-epoch: resumable data order.
 
-    Yields (index, augmentation seed) pairs.
+    Yields (index, augmentation seed) pairs. For data-parallel training the stream is cut into
+    global batches of `batch_size` and rank r of W takes the r-th W-th of each, so the global
+    order, and hence the result, does not depend on the number of processes.
     """
 
-    def __init__(self, length: int, seed: int, epoch: int = 0, start: int = 0):
+    def __init__(
+        self,
+        length: int,
+        seed: int,
+        epoch: int = 0,
+        start: int = 0,
+        batch_size: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         self.length, self.seed, self.epoch, self.start = length, seed, epoch, start
+        self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
 
     def order(self, epoch: int) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.length, generator=generator).tolist()
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def global_stream(self) -> Iterator[tuple[int, int]]:
         epoch, start = self.epoch, self.start
         while True:
             for position, index in enumerate(self.order(epoch)[start:], start=start):
                 yield index, (self.seed * 1_000_003 + epoch) * 1_000_003 + position
             epoch, start = epoch + 1, 0
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        stream = self.global_stream()
+        if self.world_size == 1:
+            yield from stream
+            return
+        local = self.batch_size // self.world_size
+        while True:
+            batch = list(itertools.islice(stream, self.batch_size))
+            yield from batch[self.rank * local : (self.rank + 1) * local]
 
     def __len__(self) -> int:  # infinite stream; the training loop counts steps
         return 1 << 62

@@ -35,6 +35,7 @@ def encode_image_file(
     path: str | Path,
     fit: str = "crop",
     device: torch.device | str = "cpu",
+    max_pixels: int | None = None,
 ) -> tuple[InrFile, float]:
     """Load, fit and encode one image; returns the `.inr` content and the forward-pass seconds."""
     if checkpoint.config.task != "image":
@@ -43,7 +44,7 @@ def encode_image_file(
             "image needs an image model (--model)"
         )
     size = checkpoint.config.image_size
-    fitted, fit_info = fit_image(load_image(path), size, fit)
+    fitted, fit_info = fit_image(load_image(path, max_pixels), size, fit)
     batch = fitted[None].to(device)
     synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     synchronize()

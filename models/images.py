@@ -7,6 +7,7 @@ resizes it to the model's S x S input and records where the picture sits in INR 
 
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 import zlib
@@ -20,7 +21,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from models.errors import TransInrError
 
-DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; TRANSINR_MAX_PIXELS overrides
+
+
+def max_pixels_setting() -> int:
+    """The pixel limit for images we read: $TRANSINR_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    text = os.environ.get("TRANSINR_MAX_PIXELS", "")
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    if not text.isdigit() or int(text) < 1:
+        raise TransInrError(f"TRANSINR_MAX_PIXELS={text!r} is not a positive whole number")
+    return int(text)
+
+
 FIT_MODES = ("crop", "pad", "resize")
 
 
@@ -40,9 +53,14 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
-    """Read an image file -> float (3, H, W) in [0, 1], EXIF orientation applied."""
+def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
+    """Read an image file -> float (3, H, W) in [0, 1], EXIF orientation applied.
+
+    Images over `max_pixels` are refused before decoding; an animated image gives its first
+    frame and a warning (`warnings.warn`).
+    """
     path = Path(path)
+    max_pixels = max_pixels or max_pixels_setting()
     if not path.is_file():
         raise TransInrError(f"image not found: {path}; check the path")
     try:
@@ -52,7 +70,13 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.
                 if image.width * image.height > max_pixels:
                     raise TransInrError(
                         f"{path} has {image.width}x{image.height} pixels, over the limit of "
-                        f"{max_pixels:,}; downscale it first"
+                        f"{max_pixels:,}; downscale it first, or raise the limit "
+                        "(--max-pixels or TRANSINR_MAX_PIXELS)"
+                    )
+                frames = getattr(image, "n_frames", 1)
+                if frames > 1:
+                    warnings.warn(
+                        f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2
                     )
                 image.load()
                 image = ImageOps.exif_transpose(image)

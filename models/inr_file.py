@@ -68,22 +68,32 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        raise TransInrError(f"cannot write {path} ({error.strerror}); nothing written") from None
+        kept = "the previous file is intact" if path.exists() else "nothing was written"
+        raise TransInrError(f"cannot write {path} ({error.strerror}); {kept}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
 def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
-    """Serialise to safetensors bytes."""
+    """Serialise to safetensors bytes; non-finite weights are refused, never written."""
     if dtype not in DTYPES:
         raise TransInrError(f"unknown --dtype '{dtype}'; choose float32 or float16")
+    if not all(torch.isfinite(w).all() for w in inr_file.weights):
+        raise TransInrError("the INR weights are not finite (NaN or inf); nothing written")
     tensors = {
         f"layer.{index}": weight.detach().to("cpu", DTYPES[dtype][0]).contiguous()
         for index, weight in enumerate(inr_file.weights)
     }
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        raise TransInrError(f"the weights overflow {dtype}; use --dtype float32")
     header = {
         "task": inr_file.task,
         "inr": dataclasses.asdict(inr_file.inr),

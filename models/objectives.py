@@ -48,15 +48,17 @@ class ImageObjective:
         return self.loss_fn(model(images), images)
 
     @torch.no_grad()
-    def validate(self, model: TransInr, batch_size: int) -> float:
-        """Mean per-image PSNR (clamped renders) over the fixed validation images."""
-        scores = []
-        for images in self.val_images.split(batch_size):
+    def validate(
+        self, model: TransInr, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> torch.Tensor:
+        """Per-image PSNR (clamped renders) of this rank's share of the validation images."""
+        scores, shard = [torch.empty(0)], self.val_images[rank::world_size]
+        for images in shard.split(batch_size) if len(shard) else ():
             images = images.to(self.device)
             prediction = self.loss_fn.predict(model(images)).clamp(0, 1)
             target = images.permute(0, 2, 3, 1).reshape(len(images), -1, 3)
-            scores.append(psnr(prediction, target))
-        return torch.cat(scores).mean().item()
+            scores.append(psnr(prediction, target).cpu())
+        return torch.cat(scores)
 
 
 def pick_views(
@@ -149,10 +151,12 @@ class NerfObjective:
         return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
 
     @torch.no_grad()
-    def validate(self, model: TransInr, batch_size: int) -> float:
-        """Mean PSNR of full query-view renders over the fixed validation pairs."""
-        scores = []
-        for images, poses, focal, support, query in self.val_items:
+    def validate(
+        self, model: TransInr, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> torch.Tensor:
+        """PSNR of full query-view renders of this rank's share of the validation pairs."""
+        scores = [torch.empty(0)]
+        for images, poses, focal, support, query in self.val_items[rank::world_size]:
             tokens_input = support_input(self.config, images, poses, focal, support)
             weights = model(tokens_input.to(self.device))
             query_pose = gather_views(poses, query[:, None])[:, 0].to(self.device)
@@ -168,4 +172,4 @@ class NerfObjective:
             )
             target = gather_views(images, query[:, None])[:, 0].permute(0, 2, 3, 1)
             scores.append(psnr(render.cpu().flatten(1), target.flatten(1)))
-        return torch.cat(scores).mean().item()
+        return torch.cat(scores)

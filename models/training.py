@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.config import ModelConfig
 from models.data import EpochSampler
+from models.distributed import Distributed
 from models.errors import TransInrError
+from models.inr_file import atomic_write
 from models.metalearner import TransInr
 from models.objectives import ImageLoss, ImageObjective, NerfObjective
 
@@ -39,9 +41,11 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 500
     val_images: int = 256
-    checkpoint_every: int = 100
+    checkpoint_every: int = 100  # write `last` every N steps ...
+    checkpoint_minutes: float = 0.0  # ... and every M minutes of wall time (0: off)
     workers: int = 2
     precision: str = "fp32"  # fp32 | bf16 (autocast): see resolve_precision
+    compile: bool = False  # torch.compile the model
     dataset: str = "celeba"
     data: str = ""
     # View synthesis (Sec. 4.2): support views in, loss on rays of another view of the object.
@@ -63,15 +67,18 @@ class Progress:
     val_psnr: float | None = None
     best_val_psnr: float | None = None
     lr: float = math.nan
+    data_wait: float = 0.0  # fraction of the step spent waiting for the next batch
 
 
 @dataclass
 class TrainResult:
     steps: int
-    final_val_psnr: float
+    final_val_psnr: float | None
     best_val_psnr: float
     seconds: float
     history: list[dict] = field(default_factory=list)
+    interrupted: bool = False  # stopped on request; `last` holds the state to resume from
+    data_wait: float = 0.0  # fraction of the training time spent waiting for data
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -127,9 +134,26 @@ def train(
     device: torch.device,
     resume: Checkpoint | None = None,
     on_progress: Callable[[Progress], None] = lambda progress: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    distributed: Distributed | None = None,
 ) -> TrainResult:
-    """Train (or resume) a meta-learner; writes `last` and `best` checkpoints in run_dir."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Train (or resume) a meta-learner; writes `last` and `best` checkpoints in run_dir.
+
+    `should_stop` is asked after every step (a signal handler sets it): the loop then writes
+    `last` and returns with `interrupted` set, so a resumed run continues exactly.
+    Under torchrun (`distributed`), `batch_size` is the global batch: each rank trains on its
+    share, DDP averages the gradients, and only rank 0 writes checkpoints.
+    """
+    ctx = distributed or Distributed()
+    if train_config.batch_size % ctx.world_size:
+        raise TransInrError(
+            f"--batch-size {train_config.batch_size} does not split over {ctx.world_size} "
+            "processes; use a multiple of the process count"
+        )
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.safetensors.*"):  # temporaries of a killed write
+            stale.unlink(missing_ok=True)
     torch.manual_seed(train_config.seed)
     model = TransInr(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr, fused=True)
@@ -148,15 +172,28 @@ def train(
             torch.set_rng_state(resume.rng_state)
         state.update({k: resume.train_state[k] for k in state if k in resume.train_state})
     steps = total_steps(train_config, len(train_set))
-    (run_dir / "config.json").write_text(model_config.to_json() + "\n")
+    if ctx.is_main:
+        atomic_write(run_dir / "config.json", (model_config.to_json() + "\n").encode())
+    trained = model
+    if ctx.enabled:
+        device_ids = [device.index] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    if train_config.compile:
+        trained = torch.compile(trained)
 
     consumed = state["step"] * train_config.batch_size
     sampler = EpochSampler(
-        len(train_set), train_config.seed, consumed // len(train_set), consumed % len(train_set)
+        len(train_set),
+        train_config.seed,
+        consumed // len(train_set),
+        consumed % len(train_set),
+        train_config.batch_size,
+        ctx.rank,
+        ctx.world_size,
     )
     loader = DataLoader(
         train_set,
-        batch_size=train_config.batch_size,
+        batch_size=train_config.batch_size // ctx.world_size,
         sampler=sampler,
         num_workers=train_config.workers,
         pin_memory=device.type == "cuda",
@@ -179,27 +216,50 @@ def train(
 
     def validate() -> float:
         model.eval()
-        score = objective.validate(model, train_config.batch_size)
+        scores = objective.validate(model, train_config.batch_size, ctx.rank, ctx.world_size)
         model.train()
-        return score
+        totals = ctx.all_reduce_sum(torch.tensor([scores.sum().item(), float(len(scores))]))
+        return (totals[0] / totals[1]).item()
 
     def write(name: str) -> None:
+        if not ctx.is_main:
+            return
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise TransInrError(
+                f"training diverged: the weights are not finite at step {state['step']}; the "
+                f"last good checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr"
+            )
         payload = {**state, "train_config": asdict(train_config)}
         save_checkpoint(run_dir / name, model, model_config, payload, optimizer)
 
     model.train()
     started, last_time, last_val = time.perf_counter(), time.perf_counter(), None
+    last_write = time.monotonic()
     batches = iter(loader)
+    waited = 0.0
     while state["step"] < steps:
         step = state["step"]
         batch = next(batches)
+        wait = time.perf_counter() - last_time
         epoch = step * train_config.batch_size / len(train_set)
         lr = learning_rate(train_config, step, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(device, train_config.precision):
-            loss, item_psnr = objective.loss(model, batch, step, epoch)
-        if not torch.isfinite(loss):
+            loss, item_psnr = objective.loss(trained, batch, step, epoch)
+        # One collective a step: global loss and PSNR sums, item count, non-finite ranks.
+        totals = ctx.all_reduce_sum(
+            torch.tensor(
+                [
+                    loss.item() * len(item_psnr),
+                    item_psnr.sum().item(),
+                    float(len(item_psnr)),
+                    float(not torch.isfinite(loss)),
+                ],
+                dtype=torch.float64,
+            )
+        )
+        if totals[3] > 0:
             raise TransInrError(
                 f"training diverged: the loss is not finite at step {step + 1}; the last good "
                 f"checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr"
@@ -210,11 +270,18 @@ def train(
         state["step"] = step + 1
         now = time.perf_counter()
         state["seconds"] += now - last_time
-        speed = len(item_psnr) / max(now - last_time, 1e-9)
-        last_time = now
+        waited += wait
+        items = totals[2].item()
         progress = Progress(
-            state["step"], steps, loss.item(), item_psnr.mean().item(), speed, lr=lr
+            state["step"],
+            steps,
+            (totals[0] / items).item(),
+            (totals[1] / items).item(),
+            items / max(now - last_time, 1e-9),
+            lr=lr,
+            data_wait=wait / max(now - last_time, 1e-9),
         )
+        last_time = now
         done = state["step"] == steps
         if state["step"] % train_config.val_every == 0 or done:
             last_val = validate()
@@ -224,22 +291,33 @@ def train(
                 state["best_val_psnr"] = last_val
                 write("best.safetensors")
             progress.best_val_psnr = state["best_val_psnr"]
+        minutes = (time.monotonic() - last_write) / 60.0
+        stop = bool(ctx.all_reduce_sum(torch.tensor([float(should_stop())]))[0] > 0)
         if (
             state["step"] % train_config.checkpoint_every == 0
             or done
+            or stop
             or progress.val_psnr is not None
+            or 0 < train_config.checkpoint_minutes <= minutes
         ):
             write("last.safetensors")
+            last_write = time.monotonic()
         on_progress(progress)
         last_time = time.perf_counter()
-    if last_val is None:  # resumed a finished run
-        last_val = validate()
+        if stop and not done:
+            break
+    else:
+        if last_val is None:  # resumed a finished run
+            last_val = validate()
+    seconds = time.perf_counter() - started
     return TrainResult(
         steps=state["step"],
         final_val_psnr=last_val,
         best_val_psnr=state["best_val_psnr"],
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         history=state["history"],
+        interrupted=state["step"] < steps,
+        data_wait=waited / max(seconds, 1e-9),
     )
 
 

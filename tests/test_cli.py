@@ -190,8 +190,8 @@ def test_encode_one_image_to_a_file_with_pad_and_float16(tmp_path, run_dir):
     y0, x0, y1, x1 = inr.info["content_box"]
     assert (x0, x1) == (-1.0, 1.0) and -1 < y0 < y1 < 1
     assert (inr.info["native_width"], inr.info["native_height"]) == (60, 30)
-    assert_ok(invoke("render", "wide.inr", "-o", "wide.png", "--size", 48, "--quiet"))
-    assert png_size(tmp_path / "wide.png") == (48, 24, 8)  # native aspect, longer side 48
+    assert_ok(invoke("render", "wide.inr", "-o", "wide-render.png", "--size", 48, "--quiet"))
+    assert png_size(tmp_path / "wide-render.png") == (48, 24, 8)  # native aspect, longer side 48
 
 
 def test_info_json_of_an_inr_and_a_checkpoint(inr_path, run_dir):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -78,13 +79,27 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress ba
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON results.")]
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from the core (e.g. an animated image) as one `warning:` line on stderr."""
+    error_console.print(f"warning: {message}", markup=False)
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing file unless --overwrite."""
+    if path.exists() and not overwrite:
+        raise TransInrError(f"{path} already exists; pass --overwrite to replace it")
+
+
 def handle_errors(command):
     """Turn the core's TransInrError into one line on stderr and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", UserWarning)
+                warnings.showwarning = show_warning
+                return command(*args, **kwargs)
         except TransInrError as error:
             error_console.print(f"error: {error}", markup=False)
             raise typer.Exit(1) from None
@@ -157,3 +172,12 @@ def parse_indices(text: str | None, what: str) -> list[int] | None:
 def is_views_source(path: Path) -> bool:
     """A learnit object folder (with transforms.json) or a transforms.json file."""
     return (path.is_dir() and (path / "transforms.json").is_file()) or path.suffix == ".json"
+
+
+OverwriteOption = Annotated[bool, typer.Option(help="Replace output files that already exist.")]
+MaxPixelsOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="Refuse images with more pixels (default 100,000,000).", show_default=False
+    ),
+]

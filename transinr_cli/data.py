@@ -43,11 +43,14 @@ def generate(root: Path, category: str, objects: int, seed: int, extent: float, 
         )
 
 
-def synthetic_default(category: str, objects: int, quiet: bool) -> Path:
-    """The synthetic set `train --task nerf` uses without --data: generated once, then reused."""
+def synthetic_default(category: str, objects: int, quiet: bool, writer: bool = True) -> Path:
+    """The synthetic set `train --task nerf` uses without --data: generated once, then reused
+    (`writer=False`: only its path, for the ranks that wait while rank 0 writes it)."""
     from models.view_data import splits_file
 
     root = cache_root() / "synthetic" / f"{category}-{objects}-seed0"
+    if not writer:
+        return root
     if splits_file(root, category).is_file():  # written last: the set is complete
         if not quiet:
             error_console.print(f"using synthetic {category} in {root}", markup=False)

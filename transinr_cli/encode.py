@@ -15,7 +15,10 @@ from transinr_cli.common import (
     Dtype,
     Fit,
     JsonOption,
+    MaxPixelsOption,
+    OverwriteOption,
     QuietOption,
+    check_output,
     console,
     ensure_parent,
     handle_errors,
@@ -43,6 +46,8 @@ def encode(
     ] = None,
     fit: Annotated[Fit, typer.Option(help="Images: fit to the model's square input.")] = Fit.crop,
     dtype: Annotated[Dtype, typer.Option(help="Weights in the file.")] = Dtype.float32,
+    max_pixels: MaxPixelsOption = None,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -68,6 +73,8 @@ def encode(
         raise TransInrError(
             f"several inputs would be written to {clashes[0]}; give them distinct file names"
         )
+    for target in targets:
+        check_output(target, overwrite)
     results = []
     for source, target in zip(inputs, targets, strict=True):
         if view_inputs:
@@ -76,7 +83,7 @@ def encode(
             )
         else:
             inr_file, seconds = encode_image_file(
-                meta_learner, checkpoint, source, fit.value, torch_device
+                meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
             )
         ensure_parent(target)
         save_inr(inr_file, target, dtype.value)

@@ -15,7 +15,10 @@ from transinr_cli.common import (
     Device,
     DeviceOption,
     JsonOption,
+    MaxPixelsOption,
+    OverwriteOption,
     QuietOption,
+    check_output,
     console,
     ensure_parent,
     handle_errors,
@@ -24,7 +27,9 @@ from transinr_cli.common import (
 )
 
 
-def image_objective(inr_file, image: Path, device) -> tuple[Callable, Callable]:
+def image_objective(
+    inr_file, image: Path, device, max_pixels: int | None = None
+) -> tuple[Callable, Callable]:
     """Loss and PSNR on the observed pixels of the image, fitted as at encode time."""
     from models.images import content_mask, fit_image, load_image
     from models.refinement import image_loss, observed_psnr
@@ -33,7 +38,7 @@ def image_objective(inr_file, image: Path, device) -> tuple[Callable, Callable]:
         int(inr_file.info.get("native_width", 0)), int(inr_file.info.get("native_height", 0))
     )
     fit_mode = inr_file.info.get("fit", {}).get("mode", "crop")
-    fitted, fit_info = fit_image(load_image(image), size, fit_mode)
+    fitted, fit_info = fit_image(load_image(image, max_pixels), size, fit_mode)
     observed = fitted[None].to(device)
     mask = content_mask(size, fit_info.content_box)
 
@@ -81,6 +86,8 @@ def refine(
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="Output .inr (default NAME.refined.inr).")
     ] = None,
+    max_pixels: MaxPixelsOption = None,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -99,12 +106,14 @@ def refine(
         raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
     if inr_file.task == "image" and image is None:
         raise TransInrError(f"{inr} is an image INR; give --image, the image it was encoded from")
+    target = out or inr.with_name(inr.stem + ".refined.inr")
+    check_output(target, overwrite)
     torch_device = resolve_device(device.value)
     weights = inr_file.batched(torch_device)
     if inr_file.task == "nerf":
         loss_fn, measure = nerf_objective(inr_file, views, view_ids, rays, torch_device)
     else:
-        loss_fn, measure = image_objective(inr_file, image, torch_device)
+        loss_fn, measure = image_objective(inr_file, image, torch_device, max_pixels)
     before = measure(weights)
     with progress_bar(quiet, "loss") as bar:
         task_id = bar.add_task("refine", total=steps, loss="")
@@ -116,7 +125,6 @@ def refine(
             on_step=lambda step, loss: bar.update(task_id, completed=step, loss=f"loss {loss:.5f}"),
         )
     after = measure(tuned)
-    target = out or inr.with_name(inr.stem + ".refined.inr")
     info = {
         **inr_file.info,
         "refine_steps": steps,

@@ -19,7 +19,9 @@ from transinr_cli.common import (
     Device,
     DeviceOption,
     JsonOption,
+    OverwriteOption,
     QuietOption,
+    check_output,
     check_size,
     console,
     ensure_parent,
@@ -109,6 +111,7 @@ def render(
     samples: Annotated[
         int | None, typer.Option(min=2, max=4096, help="NeRF: samples per ray.")
     ] = None,
+    overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -126,21 +129,10 @@ def render(
         if width or height:
             raise TransInrError("NeRF views are square: use --size, not --width / --height")
         outputs, out_w, out_h = render_nerf(
-            inr_file,
-            inr,
-            out,
-            size,
-            bit_depth,
-            pose,
-            azimuth,
-            elevation,
-            radius,
-            orbit,
-            fps,
-            samples,
-            torch_device,
-            quiet,
-        )
+            inr_file, inr, out, size=size, bit_depth=bit_depth, pose_file=pose, azimuth=azimuth,
+            elevation=elevation, radius=radius, orbit=orbit, fps=fps, samples=samples,
+            device=torch_device, quiet=quiet, overwrite=overwrite,
+        )  # fmt: skip
     else:
         if pose or orbit or samples:
             raise TransInrError(
@@ -148,6 +140,7 @@ def render(
             )
         target = out or Path(inr.stem + ".png")
         check_image_target(target, bit_depth)
+        check_output(target, overwrite)
         out_w, out_h = render_size(inr_file.info, size, width, height)
         check_size("the output width", out_w)
         check_size("the output height", out_h)
@@ -196,21 +189,10 @@ def render_image_file(inr_file, out_w: int, out_h: int, bit_depth: int, device, 
 
 
 def render_nerf(
-    inr_file,
-    inr: Path,
-    out,
-    size,
-    bit_depth,
-    pose_file,
-    azimuth,
-    elevation,
-    radius,
-    orbit,
-    fps,
-    samples,
-    device,
-    quiet,
-):
+    inr_file, inr: Path, out: Path | None, *, size: int | None, bit_depth: int,
+    pose_file: Path | None, azimuth: float, elevation: float, radius: float | None,
+    orbit: int | None, fps: int, samples: int | None, device, quiet: bool, overwrite: bool,
+) -> tuple[list[str], int, int]:  # fmt: skip
     """Render one view (--pose, or azimuth / elevation / radius) or an orbit of a NeRF file."""
     from models.config import RaySampling
     from models.rays import look_at_pose, read_pose_file
@@ -249,6 +231,11 @@ def render_nerf(
         target = out or Path(inr.stem + ".png")
         check_image_target(target, bit_depth)
         as_folder = False
+    frame_paths = (
+        [target / f"{index:03d}.png" for index in range(len(poses))] if as_folder else [target]
+    )
+    for path in frame_paths:
+        check_output(path, overwrite)
     weights = inr_file.batched(device)
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
     frames = []
@@ -265,10 +252,9 @@ def render_nerf(
         return [str(target)], side, side
     if as_folder:
         target.mkdir(parents=True, exist_ok=True)
-        paths = [target / f"{index:03d}.png" for index in range(len(frames))]
-        for frame, path in zip(frames, paths, strict=True):
+        for frame, path in zip(frames, frame_paths, strict=True):
             write_image(frame, path)
-        return [str(p) for p in paths], side, side
+        return [str(p) for p in frame_paths], side, side
     ensure_parent(target)
     write_video(frames, target, fps)
     return [str(target)], side, side

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -52,6 +54,26 @@ def print_summary(config, as_json: bool) -> None:
     console.print(f"total parameters: {counts['total']:,}")
 
 
+@contextlib.contextmanager
+def stop_on_signals():
+    """While training: Ctrl-C or SIGTERM asks the loop to checkpoint and stop after the current
+    step; a second Ctrl-C stops at once (the last checkpoint stays)."""
+    requested = False
+
+    def request(signum, frame) -> None:
+        nonlocal requested
+        if requested:
+            raise KeyboardInterrupt
+        requested = True
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @handle_errors
 def train(
     task: Annotated[Task, typer.Option(help="What the meta-learner builds INRs of.")] = Task.image,
@@ -98,11 +120,17 @@ def train(
         int | None, typer.Option(min=1, help="Validation images (NeRF: objects).")
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Write last every N steps.")] = 100,
+    checkpoint_minutes: Annotated[
+        float, typer.Option(min=0, help="Also write last every M minutes (0: off).")
+    ] = 10.0,
     limit: Annotated[
         int, typer.Option(min=0, help="Use only the first N training images / objects.")
     ] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Background data-loading workers.")] = 2,
     precision: Annotated[Precision, typer.Option(help="bf16 autocast or fp32.")] = Precision.auto,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model (slow first steps).")
+    ] = False,
     device: DeviceOption = Device.auto,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
@@ -162,97 +190,132 @@ def train(
     if dry_run:
         print_summary(config, as_json)
         return
-    torch_device = resolve_device(device.value)
-    train_config.precision = resolve_precision(precision.value, torch_device)
-    train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
-    train_config.workers = workers
-    if config.task == "nerf" and train_config.support_views > config.max_views:
-        raise TransInrError(
-            f"--support-views {train_config.support_views} is more than preset "
-            f"'{config.preset}' allows ({config.max_views})"
-        )
-    run_dir = out or Path("runs") / config.preset
-    if not resume and not overwrite and (run_dir / "last.safetensors").exists():
-        raise TransInrError(
-            f"{run_dir} already holds a run; continue it with --resume, replace it with "
-            "--overwrite, or choose another --out"
-        )
-    if config.task == "nerf":
-        from models.view_data import ViewDataset, has_split
+    from models.distributed import from_environment
 
-        category_name = train_config.category or category.value
-        if data is None and train_config.data:
-            data = Path(train_config.data)
-        if data is None:
-            data = synthetic_default(category_name, synthetic_objects, quiet)
-        train_config.category, train_config.data = category_name, str(data)
-        train_set = ViewDataset(data, category_name, "train", limit)
-        val_split = "val" if has_split(data, category_name, "val") else "test"
-        val_set = ViewDataset(data, category_name, val_split)
-        if torch_device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
+    distributed, torch_device = from_environment(resolve_device(device.value))
+    quiet = quiet or not distributed.is_main  # only rank 0 shows progress and prints
+    try:
+        train_config.precision = resolve_precision(precision.value, torch_device)
+        train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
+        train_config.checkpoint_minutes = checkpoint_minutes
+        train_config.workers, train_config.compile = workers, compile_model
+        if config.task == "nerf" and train_config.support_views > config.max_views:
+            raise TransInrError(
+                f"--support-views {train_config.support_views} is more than preset "
+                f"'{config.preset}' allows ({config.max_views})"
+            )
+        run_dir = out or Path("runs") / config.preset
+        if not resume and not overwrite and (run_dir / "last.safetensors").exists():
+            raise TransInrError(
+                f"{run_dir} already holds a run; continue it with --resume, replace it with "
+                "--overwrite, or choose another --out"
+            )
+        if config.task == "nerf":
+            from models.view_data import ViewDataset, has_split
+
+            category_name = train_config.category or category.value
+            if data is None and train_config.data:
+                data = Path(train_config.data)
+            if data is None:  # rank 0 generates the synthetic set, the others wait for it
+                data = synthetic_default(
+                    category_name, synthetic_objects, quiet, writer=distributed.is_main
+                )
+                distributed.barrier()
+            train_config.category, train_config.data = category_name, str(data)
+            train_set = ViewDataset(data, category_name, "train", limit)
+            val_split = "val" if has_split(data, category_name, "val") else "test"
+            val_set = ViewDataset(data, category_name, val_split)
+            if torch_device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
+                error_console.print(
+                    f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
+                    "--preset small trains there in hours",
+                    markup=False,
+                )
+        else:
+            from models.data import ImageDataset
+
+            if data is None and train_config.data:
+                data = Path(train_config.data)
+            if data is None:
+                raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
+            dataset_name = train_config.dataset if resume else dataset.value
+            train_config.dataset, train_config.data = dataset_name, str(data)
+            train_set = ImageDataset(dataset_name, data, "train", config.image_size, limit)
+            val_set = ImageDataset(dataset_name, data, "val", config.image_size)
+        if overwrite and not resume and distributed.is_main:
+            for name in ("last.safetensors", "best.safetensors"):
+                (run_dir / name).unlink(missing_ok=True)
+        distributed.barrier()  # every rank has checked the run folder before rank 0 writes
+
+        unit = "obj/s" if config.task == "nerf" else "img/s"
+        steps_total = total_steps(train_config, len(train_set))
+        with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
+            task_id = bar.add_task(
+                "train",
+                total=steps_total,
+                completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
+                **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
+            )
+            val_text = ""
+
+            def on_progress(progress) -> None:
+                nonlocal val_text
+                if progress.val_psnr is not None:
+                    val_text = f"val {progress.val_psnr:.2f} dB"
+                bar.update(
+                    task_id,
+                    completed=progress.step,
+                    loss=f"loss {progress.loss:.4f}",
+                    psnr=f"PSNR {progress.psnr:.2f} dB",
+                    val=val_text,
+                    speed=f"{progress.items_per_second:.1f} {unit}",
+                )
+
+            with stop_on_signals() as stop_requested:
+                result = run_training(
+                    run_dir,
+                    config,
+                    train_config,
+                    train_set,
+                    val_set,
+                    torch_device,
+                    checkpoint,
+                    on_progress,
+                    stop_requested,
+                    distributed,
+                )
+        if result.interrupted:
+            if not distributed.is_main:
+                raise typer.Exit(130)
             error_console.print(
-                f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
-                "--preset small trains there in hours",
+                f"interrupted at step {result.steps}; saved {run_dir / 'last.safetensors'}; "
+                f"resume with: transinr train --out {run_dir} --resume",
                 markup=False,
             )
-    else:
-        from models.data import ImageDataset
-
-        if data is None and train_config.data:
-            data = Path(train_config.data)
-        if data is None:
-            raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
-        dataset_name = train_config.dataset if resume else dataset.value
-        train_config.dataset, train_config.data = dataset_name, str(data)
-        train_set = ImageDataset(dataset_name, data, "train", config.image_size, limit)
-        val_set = ImageDataset(dataset_name, data, "val", config.image_size)
-    if overwrite and not resume:
-        for name in ("last.safetensors", "best.safetensors"):
-            (run_dir / name).unlink(missing_ok=True)
-
-    unit = "obj/s" if config.task == "nerf" else "img/s"
-    steps_total = total_steps(train_config, len(train_set))
-    with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
-        task_id = bar.add_task(
-            "train",
-            total=steps_total,
-            completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
-            **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
-        )
-        val_text = ""
-
-        def on_progress(progress) -> None:
-            nonlocal val_text
-            if progress.val_psnr is not None:
-                val_text = f"val {progress.val_psnr:.2f} dB"
-            bar.update(
-                task_id,
-                completed=progress.step,
-                loss=f"loss {progress.loss:.4f}",
-                psnr=f"PSNR {progress.psnr:.2f} dB",
-                val=val_text,
-                speed=f"{progress.items_per_second:.1f} {unit}",
+            raise typer.Exit(130)
+        summary = {
+            "run_dir": str(run_dir),
+            "task": config.task,
+            "preset": config.preset,
+            "steps": result.steps,
+            "val_psnr": result.final_val_psnr,
+            "best_val_psnr": result.best_val_psnr,
+            "seconds": result.seconds,
+            "precision": train_config.precision,
+            "device": str(torch_device),
+            "processes": distributed.world_size,
+            "data_wait": result.data_wait,
+        }
+        if not distributed.is_main:
+            return
+        if as_json:
+            print(json.dumps(summary))
+        else:
+            console.print(
+                f"trained {result.steps} steps in {result.seconds:.0f} s; validation PSNR "
+                f"{result.final_val_psnr:.2f} dB (best {result.best_val_psnr:.2f}); "
+                f"{100 * result.data_wait:.1f}% of the time waiting for data; "
+                f"checkpoints in {run_dir}"
             )
-
-        result = run_training(
-            run_dir, config, train_config, train_set, val_set, torch_device, checkpoint, on_progress
-        )
-    summary = {
-        "run_dir": str(run_dir),
-        "task": config.task,
-        "preset": config.preset,
-        "steps": result.steps,
-        "val_psnr": result.final_val_psnr,
-        "best_val_psnr": result.best_val_psnr,
-        "seconds": result.seconds,
-        "precision": train_config.precision,
-        "device": str(torch_device),
-    }
-    if as_json:
-        print(json.dumps(summary))
-    else:
-        console.print(
-            f"trained {result.steps} steps in {result.seconds:.0f} s; validation PSNR "
-            f"{result.final_val_psnr:.2f} dB (best {result.best_val_psnr:.2f}); "
-            f"checkpoints in {run_dir}"
-        )
+    finally:
+        distributed.shutdown()

@@ -1,0 +1,67 @@
+"""Data-parallel training across processes started by torchrun (DistributedDataParallel).
+
+gloo on CPUs, NCCL on GPUs. Every rank reads its own shard of each global batch, gradients are
+averaged by DDP, and small collectives keep the ranks agreeing on loss, stop requests and
+validation scores. With one process (no torchrun) everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from models.errors import TransInrError
+
+
+@dataclass
+class Distributed:
+    """Where this process sits in the job: rank `rank` of `world_size`."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        """Sum a small tensor over the ranks (in place; returned for convenience)."""
+        if self.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        return values
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def shutdown(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def from_environment(device: torch.device) -> tuple[Distributed, torch.device]:
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...);
+    on CUDA each rank takes the GPU of its LOCAL_RANK."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(), device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        except (RuntimeError, ValueError) as error:
+            raise TransInrError(
+                f"cannot join the torchrun process group ({error}); check --rdzv-endpoint"
+            ) from None
+    return Distributed(rank, world_size, local_rank), device
