@@ -234,9 +234,24 @@ def test_wrong_dtype_is_refused(tmp_path, inr_file):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_non_finite_weights_are_refused(tmp_path, inr_file, bad, dtype):
-    inr_file.weights[1][3, 4] = bad
+    # Writing refuses them: nothing is written.
     path = tmp_path / "bad.inr"
+    finite = [w.clone() for w in inr_file.weights]
+    inr_file.weights[1][3, 4] = bad
+    with pytest.raises(TransInrError, match="not finite"):
+        save_inr(inr_file, path, dtype=dtype)
+    assert list(tmp_path.iterdir()) == []
+    # Reading refuses them too: a valid file whose weight [3, 4] of layer 1 is patched in place.
+    inr_file.weights[:] = finite
     save_inr(inr_file, path, dtype=dtype)
+    header, payload = split_file(path.read_bytes())
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16}[dtype]
+    item = torch.tensor([bad], dtype=torch_dtype).numpy().tobytes()
+    start = header["layer.1"]["data_offsets"][0] + (3 * header["layer.1"]["shape"][1] + 4) * len(
+        item
+    )
+    payload = payload[:start] + item + payload[start + len(item) :]
+    path.write_bytes(join_file(header, payload))
     with pytest.raises(TransInrError, match="non-finite"):
         load_inr(path)
 
