@@ -1,10 +1,11 @@
-"""CPU speed figures for the project issue: encode latency, render throughput, training steps.
+"""CPU speed figures for the project issues: images (encode, render, train) and NeRF views.
 
 Run from the repository root:
 
-    python bench/speed.py                      # everything, about 4 minutes on 2 idle cores
+    python bench/speed.py                      # everything, about 8 minutes on 2 idle cores
     python bench/speed.py --quick              # fewer repeats, a smoke check
-    python bench/speed.py --only encode,render # a subset: encode, render, train, presets
+    python bench/speed.py --only encode,render # a subset: encode, render, train, presets,
+                                               # nerf-render, nerf-refine, nerf-train, synth
     python bench/speed.py --json               # JSON on stdout, the tables go to stderr
 
 Sections
@@ -18,6 +19,21 @@ Sections
            and the reference (naive attention, fp32, torch.optim.Adam defaults); plus the Adam
            step alone for each Adam implementation.
   presets  training speed of the CPU presets at their recipe's batch size, fp32 and bf16.
+
+NeRF sections (view synthesis; the image sections above take about 4 minutes, these about 4 more)
+  nerf-render  one 128 x 128 view through `render_view` (default chunk_points) of a NeRF INR from
+           the paper preset `chairs` (128 samples a ray) and the CPU preset `small` (64): seconds,
+           Mrays/s and the INR's matmul GFLOP/s (sum of 2 in out over the layers, per sample
+           point; checked against torch's FLOP counter) against `torch.mm` in the same run; plus
+           a brief chunk_points sweep for `chairs` on half a view. The INRs come from randomly
+           initialised models encoding one random 9-channel view (speed does not depend on them).
+  nerf-refine  the paper's test-time refinement (`refine` + `view_loss`: 1024 random rays of one
+           support view a step, lr 1e-4, jittered samples) for both presets; the 100-step total
+           is the first step + 99 x the median step unless all 100 steps are timed.
+  nerf-train   `NerfObjective.loss` + backward + the trainer's Adam for the NeRF presets `small`
+           (batch 8) and `tiny` (batch 4), fp32 and bf16, on a fixed batch of synthetic objects.
+  synth    `models.synth.write_dataset` (50 views of 128 x 128 per object, the CLI's extent) for
+           chairs, cars and lamps into a temporary folder: objects per second.
 
 Timings are medians over repeats after warm-up; variants compared with each other are run
 interleaved (round-robin), so background load spreads over them evenly. Each section also
@@ -35,29 +51,51 @@ import platform
 import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
 from models import training
-from models.config import INRConfig, preset_config
+from models.config import INRConfig, ModelConfig, preset_config
 from models.encoding import encode_batch
-from models.inr import flops_per_point
+from models.inr import INRWeights, flops_per_point
 from models.metalearner import TransInr
+from models.objectives import NerfObjective
+from models.rays import focal_from_angle, look_at_pose
+from models.refinement import refine, view_loss
 from models.rendering import render_quantized
+from models.synth import CAMERA_ANGLE_X, write_dataset
 from models.training import ImageLoss, autocast, recipe
+from models.view_data import PosedViews, ViewDataset
+from models.volume_rendering import render_view
 
-SECTIONS = ("encode", "render", "train", "presets")
+IMAGE_SECTIONS = ("encode", "render", "train", "presets")
+NERF_SECTIONS = ("nerf-render", "nerf-refine", "nerf-train", "synth")
+SECTIONS = IMAGE_SECTIONS + NERF_SECTIONS
 CPU = torch.device("cpu")
 TRAIN_STEP_GOAL_S = 3.0
 RENDER_SIZE = 1024
 CHUNK_OPTIONS = (2048, 4096, 16384, 65536)
 MM_SIZE = 2048
+
+NERF_VIEW = 128  # the paper's ShapeNet views: 128 x 128
+NERF_PRESETS = ("chairs", "small")  # the paper's model and the CPU preset
+NERF_CHUNK_OPTIONS = (1024, 4096, 16384, 262144)  # render_view's chunk_points, swept for `chairs`
+NERF_POSE = look_at_pose(30.0, 30.0, 4.0)[None]  # a camera of the synthetic data (radius 4)
+NERF_FOCAL = focal_from_angle(NERF_VIEW, CAMERA_ANGLE_X)
+CAMERA_RAY_FLOPS = 2 * 3 * 3  # per ray: the camera rotation in camera_rays (a counted bmm)
+REFINE_STEPS, REFINE_RAYS, REFINE_LR = 100, 1024, 1e-4  # the paper's test-time refinement
+NERF_TRAIN_PRESETS = ("small", "tiny")
+NERF_TRAIN_OBJECTS = 4  # synthetic chairs written for nerf-train (3 land in the train split)
+SYNTH_CATEGORIES = ("chairs", "cars", "lamps")
 
 
 @dataclass(frozen=True)
@@ -72,11 +110,55 @@ class Budget:
     train_steps: int
     adam_repeats: int
     preset_warmup: int
-    preset_steps: dict[str, int] = field(default_factory=dict)
+    preset_steps: dict[str, int]
+    nerf_rows: int  # rows of the 128-wide view per timed render (128: the whole view)
+    nerf_rounds: int  # timed renders per preset, interleaved, torch.mm sampled after each round
+    nerf_sweep_rows: int  # rows per chunk_points sweep render (64: half a view, 8192 rays)
+    nerf_sweep_rounds: int  # sweep rounds, alternately in ascending and descending chunk order
+    refine_steps: dict[str, int]  # timed refinement steps per preset, after one warm-up step
+    nerf_train_warmup: int
+    nerf_train_steps: dict[str, int]
+    synth_objects: int  # per category
 
 
-FULL = Budget(2, 10, 6, 2, 1, 5, 10, 2, {"celeba89": 8, "tiny": 30})
-QUICK = Budget(1, 3, 3, 1, 1, 2, 3, 1, {"celeba89": 2, "tiny": 5})
+FULL = Budget(
+    encode_warmup=2,
+    encode_repeats=10,
+    mm_repeats=6,
+    render_rounds=2,
+    train_warmup=1,
+    train_steps=5,
+    adam_repeats=10,
+    preset_warmup=2,
+    preset_steps={"celeba89": 8, "tiny": 30},
+    nerf_rows=NERF_VIEW,
+    nerf_rounds=2,
+    nerf_sweep_rows=64,
+    nerf_sweep_rounds=2,
+    refine_steps={"chairs": 5, "small": 10},
+    nerf_train_warmup=2,
+    nerf_train_steps={"small": 8, "tiny": 30},
+    synth_objects=6,
+)
+QUICK = Budget(
+    encode_warmup=1,
+    encode_repeats=3,
+    mm_repeats=3,
+    render_rounds=1,
+    train_warmup=1,
+    train_steps=2,
+    adam_repeats=3,
+    preset_warmup=1,
+    preset_steps={"celeba89": 2, "tiny": 5},
+    nerf_rows=8,
+    nerf_rounds=1,
+    nerf_sweep_rows=8,
+    nerf_sweep_rounds=1,
+    refine_steps={"chairs": 1, "small": 2},
+    nerf_train_warmup=1,
+    nerf_train_steps={"small": 2, "tiny": 5},
+    synth_objects=1,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,10 +524,14 @@ class TrainStep:
         self.precision = precision
         self.phases: list[tuple[float, float, float]] = []
 
+    def forward_loss(self) -> torch.Tensor:
+        loss, _ = self.loss(self.model(self.images), self.images)
+        return loss
+
     def __call__(self) -> None:
         started = time.perf_counter()
         with autocast(CPU, self.precision):
-            loss, _ = self.loss(self.model(self.images), self.images)
+            loss = self.forward_loss()
         forward = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -551,6 +637,327 @@ def bench_presets(budget: Budget) -> dict:
             )
         del steps
     return {"rows": rows}
+
+
+# --------------------------------------------------------------------------------------------
+# NeRF sections
+
+
+class NerfShared:
+    """Per NeRF preset: its config and the INR weights a randomly initialised model generates
+    from one random 9-channel view (1, 1, 9, S, S); built once for nerf-render and nerf-refine."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[ModelConfig, INRWeights, int]] = {}
+
+    def get(self, preset: str) -> tuple[ModelConfig, INRWeights, int]:
+        """(config, weights, meta-learner parameter count)."""
+        if preset not in self._items:
+            config = preset_config(preset, "nerf")
+            torch.manual_seed(0)
+            model = TransInr(config).eval()
+            size = config.image_size
+            views = torch.rand(1, 1, 9, size, size, generator=torch.Generator().manual_seed(3))
+            weights = [w.clone() for w in encode_batch(model, views)]  # out of inference mode
+            params = sum(p.numel() for p in model.parameters())
+            self._items[preset] = (config, weights, params)
+        return self._items[preset]
+
+
+def nerf_flops(inr: INRConfig, rays: int, samples: int) -> int:
+    """The INR's matmul FLOPs for `rays` rays of `samples` points: sum over the layers of
+    2 in out, per point (`flops_per_point`). Fourier features, sampling and compositing are
+    element-wise and not counted."""
+    return flops_per_point(inr) * rays * samples
+
+
+def bench_nerf_render(nerf: NerfShared, budget: Budget) -> dict:
+    default_chunk = inspect.signature(render_view).parameters["chunk_points"].default
+    chunk_options = sorted({*NERF_CHUNK_OPTIONS, default_chunk})
+
+    def render(preset: str, rows: int, chunk: int = default_chunk) -> Callable[[], object]:
+        config, weights, _ = nerf.get(preset)
+        # `rows` rows of the view's width (same focal): every ray costs the same, so a strip
+        # times like the matching part of the full view.
+        return lambda: render_view(
+            weights, config.inr, config.sampling, NERF_POSE, rows, NERF_VIEW, NERF_FOCAL, chunk
+        )
+
+    # Check the FLOP formula against torch's FLOP counter on a 2-row strip.
+    checks = {}
+    for preset in NERF_PRESETS:
+        config = nerf.get(preset)[0]
+        with FlopCounterMode(display=False) as counter:
+            render(preset, 2)()
+        rays = 2 * NERF_VIEW
+        formula = nerf_flops(config.inr, rays, config.samples)
+        counted = counter.get_total_flops()
+        camera = CAMERA_RAY_FLOPS * rays
+        checks[preset] = {
+            "rays": rays,
+            "formula_inr": formula,
+            "camera_rays": camera,
+            "counted": counted,
+            "ok": counted == formula + camera,
+        }
+
+    reference = MatmulReference()
+    reference.sample(budget.mm_repeats)
+    for preset in NERF_PRESETS:  # warm-up: one row
+        render(preset, 1)()
+    seconds: dict[str, list[float]] = {preset: [] for preset in NERF_PRESETS}
+    for _ in range(budget.nerf_rounds):
+        for preset in NERF_PRESETS:
+            seconds[preset].append(timed(render(preset, budget.nerf_rows)))
+        reference.sample(budget.mm_repeats)
+
+    sweep_preset = NERF_PRESETS[0]
+    sweep_seconds: dict[str, list[float]] = {str(chunk): [] for chunk in chunk_options}
+    for index in range(budget.nerf_sweep_rounds):  # alternate the order: drift spreads evenly
+        for chunk in chunk_options if index % 2 == 0 else chunk_options[::-1]:
+            strip = render(sweep_preset, budget.nerf_sweep_rows, chunk)
+            sweep_seconds[str(chunk)].append(timed(strip))
+        reference.sample(budget.mm_repeats)
+    mm = reference.result()
+
+    rows = []
+    for preset in NERF_PRESETS:
+        config, _, params = nerf.get(preset)
+        stats = summary(seconds[preset])
+        rays = budget.nerf_rows * NERF_VIEW
+        flops = nerf_flops(config.inr, rays, config.samples)
+        rate = flops / stats["median_s"] / 1e9
+        rows.append(
+            {
+                "preset": preset,
+                "params": params,
+                "samples": config.samples,
+                "layer_shapes": config.inr.layer_shapes(),
+                "flops_per_point": flops_per_point(config.inr),
+                "rows": budget.nerf_rows,
+                "rays": rays,
+                "gflop": flops / 1e9,
+                **stats,
+                "seconds_per_view": stats["median_s"] * NERF_VIEW / budget.nerf_rows,
+                "megarays_per_s": rays / stats["median_s"] / 1e6,
+                "gflops_per_s": rate,
+                "ratio_to_mm": rate / mm["gflops_per_s"],
+                "flop_formula_check": checks[preset],
+            }
+        )
+
+    sweep_config = nerf.get(sweep_preset)[0]
+    sweep_rays = budget.nerf_sweep_rows * NERF_VIEW
+    sweep_flops = nerf_flops(sweep_config.inr, sweep_rays, sweep_config.samples)
+    default_median = statistics.median(sweep_seconds[str(default_chunk)])
+    sweep = []
+    for chunk in chunk_options:
+        stats = summary(sweep_seconds[str(chunk)])
+        rate = sweep_flops / stats["median_s"] / 1e9
+        sweep.append(
+            {
+                "chunk_points": chunk,
+                "default": chunk == default_chunk,
+                "chunks": math.ceil(sweep_rays / max(1, chunk // sweep_config.samples)),
+                **stats,
+                "megarays_per_s": sweep_rays / stats["median_s"] / 1e6,
+                "gflops_per_s": rate,
+                "ratio_to_mm": rate / mm["gflops_per_s"],
+                "speedup_vs_default": default_median / stats["median_s"],
+            }
+        )
+    return {
+        "view": [NERF_VIEW, NERF_VIEW],
+        "default_chunk_points": default_chunk,
+        "mm": {"size": MM_SIZE, "dtype": "float32", **mm},
+        "rows": rows,
+        "sweep": {
+            "preset": sweep_preset,
+            "rows": budget.nerf_sweep_rows,
+            "rays": sweep_rays,
+            "gflop": sweep_flops / 1e9,
+            "chunks": sweep,
+        },
+        "best_chunk_points": min(sweep, key=lambda row: row["median_s"])["chunk_points"],
+    }
+
+
+def bench_nerf_refine(nerf: NerfShared, budget: Budget) -> dict:
+    generator = torch.Generator().manual_seed(4)
+    support = PosedViews(
+        torch.rand(1, 3, NERF_VIEW, NERF_VIEW, generator=generator),
+        NERF_POSE,
+        NERF_FOCAL,
+        CAMERA_ANGLE_X,
+    )
+    rows = []
+    for preset in NERF_PRESETS:
+        config, weights, _ = nerf.get(preset)
+        loss_fn = view_loss(config.inr, config.sampling, support, REFINE_RAYS)
+        timed_steps = budget.refine_steps[preset]
+        stamps = [time.perf_counter()]
+        losses: list[float] = []
+
+        def on_step(step: int, loss: float, stamps=stamps, losses=losses) -> None:
+            stamps.append(time.perf_counter())
+            losses.append(loss)
+
+        refine(weights, loss_fn, 1 + timed_steps, REFINE_LR, on_step)
+        steps_s = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
+        stats = summary(steps_s[1:])  # the first step (Adam state, first allocations) is warm-up
+        measured_all = len(steps_s) >= REFINE_STEPS
+        rows.append(
+            {
+                "preset": preset,
+                "samples": config.samples,
+                "rays_per_step": REFINE_RAYS,
+                "lr": REFINE_LR,
+                "warmup_step_s": steps_s[0],
+                **stats,
+                "ms_per_step": 1e3 * stats["median_s"],
+                "timed_s": sum(steps_s[1:]),
+                "paper_steps": REFINE_STEPS,
+                "paper_total_s": (  # measured, or the first step + the median for the rest
+                    sum(steps_s[:REFINE_STEPS])
+                    if measured_all
+                    else steps_s[0] + (REFINE_STEPS - 1) * stats["median_s"]
+                ),
+                "paper_total_estimated": not measured_all,
+                "rays_per_s": REFINE_RAYS / stats["median_s"],
+                "megasamples_per_s": REFINE_RAYS * config.samples / stats["median_s"] / 1e6,
+                "losses_finite": all(math.isfinite(v) for v in losses),
+            }
+        )
+    return {"rows": rows}
+
+
+def nerf_batch(objects: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A training batch as the DataLoader builds it: images (B, V, 3, H, W), poses (B, V, 4, 4),
+    focal (B,), from a few synthetic chairs (the train split's objects, repeated)."""
+    with tempfile.TemporaryDirectory(prefix="transinr-bench-") as folder:
+        write_dataset(Path(folder), "chairs", NERF_TRAIN_OBJECTS, views=25, extent=1.0)
+        dataset = ViewDataset(folder, "chairs", "train")
+        items = [dataset[index % len(dataset)] for index in range(objects)]
+    return default_collate(items)
+
+
+class NerfTrainStep(TrainStep):
+    """One NeRF training step as `models.training.train` runs it (NerfObjective), fixed batch."""
+
+    def __init__(self, preset: str, batch: tuple, precision: str, adam_kwargs: dict):
+        config, train_config = preset_config(preset, "nerf"), recipe(preset, "nerf")
+        torch.manual_seed(0)  # every variant starts from the same weights
+        self.model = TransInr(config).train()
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=train_config.lr, **adam_kwargs
+        )
+        self.objective = NerfObjective(
+            config,
+            CPU,
+            [],
+            0,
+            train_config.support_views,
+            train_config.rays_per_object,
+            train_config.foreground_epochs,
+            train_config.seed,
+        )
+        self.batch = tuple(t[: train_config.batch_size] for t in batch)
+        self.epoch = train_config.foreground_epochs  # past the foreground epochs: uniform rays
+        self.step = 0
+        self.precision = precision
+        self.phases = []
+
+    def forward_loss(self) -> torch.Tensor:
+        loss, _ = self.objective.loss(self.model, self.batch, self.step, self.epoch)
+        self.step += 1
+        return loss
+
+
+def bench_nerf_train(budget: Budget) -> dict:
+    adam = trainer_adam_kwargs()
+    largest = max(recipe(preset, "nerf").batch_size for preset in NERF_TRAIN_PRESETS)
+    batch = nerf_batch(largest)
+    rows = []
+    for preset in NERF_TRAIN_PRESETS:
+        config, train_config = preset_config(preset, "nerf"), recipe(preset, "nerf")
+        steps_count = budget.nerf_train_steps[preset]
+        steps = {
+            precision: NerfTrainStep(preset, batch, precision, adam)
+            for precision in ("fp32", "bf16")
+        }
+        seconds = round_robin(steps, budget.nerf_train_warmup, steps_count)
+        rays = train_config.batch_size * train_config.rays_per_object
+        for precision, step in steps.items():
+            stats = summary(seconds[precision])
+            rows.append(
+                {
+                    "preset": preset,
+                    "batch": train_config.batch_size,
+                    "support_views": train_config.support_views,
+                    "rays_per_object": train_config.rays_per_object,
+                    "samples": config.samples,
+                    "precision": precision,
+                    "adam": adam_label(adam),
+                    **stats,
+                    "ms_per_step": 1e3 * stats["median_s"],
+                    "rays_per_s": rays / stats["median_s"],
+                    "objects_per_s": train_config.batch_size / stats["median_s"],
+                    **step.phase_medians(steps_count),
+                }
+            )
+        del steps
+    return {
+        "batch_shapes": {
+            name: list(t.shape) for name, t in zip(("images", "poses", "focal"), batch, strict=True)
+        },
+        "rows": rows,
+    }
+
+
+def cli_synth_extent() -> float:
+    """The extent `transinr data synth` uses by default (read from the command, so this follows
+    edits there)."""
+    try:
+        from transinr_cli.data import synth
+
+        default = inspect.signature(synth).parameters["extent"].default
+        return float(default)
+    except (ImportError, KeyError, TypeError, ValueError):
+        return 1.0
+
+
+def bench_synth(budget: Budget) -> dict:
+    extent = cli_synth_extent()
+    defaults = inspect.signature(write_dataset).parameters
+    views, size = defaults["views"].default, defaults["size"].default
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="transinr-bench-") as folder:
+        write_dataset(Path(folder) / "warm-up", "chairs", 1, views=2, size=32, extent=extent)
+        for category in SYNTH_CATEGORIES:
+            stamps = [time.perf_counter()]
+            write_dataset(
+                Path(folder) / category,
+                category,
+                budget.synth_objects,
+                extent=extent,
+                on_object=lambda index, stamps=stamps: stamps.append(time.perf_counter()),
+            )
+            total = time.perf_counter() - stamps[0]
+            per_object = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)]
+            rows.append(
+                {
+                    "category": category,
+                    "objects": budget.synth_objects,
+                    "views": views,
+                    "size": size,
+                    "extent": extent,
+                    "total_s": total,
+                    "objects_per_s": budget.synth_objects / total,
+                    "views_per_s": budget.synth_objects * views / total,
+                    **summary(per_object),
+                }
+            )
+    return {"extent": extent, "views": views, "size": size, "rows": rows}
 
 
 # --------------------------------------------------------------------------------------------
@@ -767,6 +1174,204 @@ def presets_table(result: dict) -> Table:
     return table
 
 
+def nerf_render_tables(result: dict) -> list[Table]:
+    mm, rows = result["mm"], result["rows"]
+    view = "x".join(str(v) for v in result["view"])
+    partial = rows[0]["rows"] != result["view"][0]
+    checks = []
+    for row in rows:
+        check = row["flop_formula_check"]
+        checks.append(
+            f"{row['preset']} ok"
+            if check["ok"]
+            else f"[red]{row['preset']}: {check['formula_inr']} + {check['camera_rays']} != "
+            f"counted {check['counted']}[/]"
+        )
+    per_point = ", ".join(f"{row['preset']} {row['flops_per_point']:,}" for row in rows)
+    headline = Table(
+        title=(
+            f"NeRF render: one {view} view per preset, render_view "
+            f"(chunk_points {result['default_chunk_points']})"
+            + (f", timed on {rows[0]['rows']} of its rows" if partial else "")
+        ),
+        caption=(
+            "GFLOP = the INR's matmuls: sum of 2 x in x out over the layers per sample point "
+            f"({per_point}) x rays x "
+            "samples; Fourier features, sampling and compositing are not counted; vs torch's "
+            f"FLOP counter (+ {CAMERA_RAY_FLOPS} FLOPs/ray of camera rotation): "
+            f"{', '.join(checks)}; s/view = median x {result['view'][0]} / rows timed; "
+            f"{others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    headline.add_column("what")
+    columns = ("samples", "rays", "GFLOP", "median s", "min s", "n", "s/view", "Mrays/s")
+    for name in columns + ("GFLOP/s", "vs torch.mm"):
+        headline.add_column(name, justify="right")
+    headline.add_row(
+        f"torch.mm {mm['size']}^2 fp32 (reference)",
+        "",
+        "",
+        f"{2 * mm['size'] ** 3 / 1e9:.1f}",
+        f"{mm['median_s']:.3f}",
+        f"{mm['min_s']:.3f}",
+        str(mm["n"]),
+        "",
+        "",
+        f"{mm['gflops_per_s']:.1f}",
+        "1.00",
+    )
+    for row in rows:
+        headline.add_row(
+            f"{row['preset']} INR ({row['params'] / 1e6:.2f}M-param model)",
+            str(row["samples"]),
+            f"{row['rays']:,}",
+            f"{row['gflop']:.1f}",
+            f"{row['median_s']:.2f}",
+            f"{row['min_s']:.2f}",
+            str(row["n"]),
+            f"[bold]{row['seconds_per_view']:.2f}[/]",
+            f"{row['megarays_per_s']:.3g}",
+            f"{row['gflops_per_s']:.1f}",
+            f"[bold]{row['ratio_to_mm']:.2f}[/]",
+        )
+
+    sweep = result["sweep"]
+    table = Table(
+        title=(
+            f"NeRF render chunk_points: {sweep['preset']}, {sweep['rows']} rows x "
+            f"{result['view'][1]} ({sweep['rays']:,} rays, {sweep['gflop']:.1f} GFLOP), "
+            f"default {result['default_chunk_points']}"
+        ),
+        caption=f"fastest: chunk_points={result['best_chunk_points']}",
+        title_justify="left",
+    )
+    for name in ("chunk_points", "chunks", "median s", "n", "Mrays/s", "GFLOP/s", "vs mm"):
+        table.add_column(name, justify="right")
+    table.add_column("vs default", justify="right")
+    for row in sweep["chunks"]:
+        table.add_row(
+            f"{row['chunk_points']}{' *' if row['default'] else ''}",
+            str(row["chunks"]),
+            f"{row['median_s']:.2f}",
+            str(row["n"]),
+            f"{row['megarays_per_s']:.3g}",
+            f"{row['gflops_per_s']:.1f}",
+            f"{row['ratio_to_mm']:.2f}",
+            f"x{row['speedup_vs_default']:.2f}",
+        )
+    return [headline, table]
+
+
+def nerf_refine_table(result: dict) -> Table:
+    rows = result["rows"]
+    estimated = any(row["paper_total_estimated"] for row in rows)
+    table = Table(
+        title=(
+            f"NeRF test-time refinement: {REFINE_STEPS} steps of {REFINE_RAYS} random rays of one "
+            f"support view, Adam lr {REFINE_LR:g} (models.refinement.refine + view_loss)"
+        ),
+        caption=(
+            (
+                f"{REFINE_STEPS}-step total = first step + {REFINE_STEPS - 1} x median step "
+                "(not all steps timed); "
+                if estimated
+                else ""
+            )
+            + f"{others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    table.add_column("preset")
+    columns = ("samples", "first step s", "ms/step", "min ms", "max ms", "n")
+    columns += (f"{REFINE_STEPS} steps s", "rays/s", "Msamples/s")
+    for name in columns:
+        table.add_column(name, justify="right")
+    mark = " (est.)"
+    for row in rows:
+        table.add_row(
+            row["preset"],
+            str(row["samples"]),
+            f"{row['warmup_step_s']:.2f}",
+            f"[bold]{ms(row['median_s'])}[/]",
+            ms(row["min_s"]),
+            ms(row["max_s"]),
+            str(row["n"]),
+            f"[bold]{row['paper_total_s']:.0f}[/]{mark if row['paper_total_estimated'] else ''}",
+            f"{row['rays_per_s']:,.0f}",
+            f"{row['megasamples_per_s']:.2f}",
+        )
+    return table
+
+
+def nerf_train_table(result: dict) -> Table:
+    shapes = result["batch_shapes"]
+    table = Table(
+        title=(
+            "NeRF training step: NerfObjective.loss (support views in, rays of a query view out) "
+            "+ backward + the trainer's Adam, recipe batch"
+        ),
+        caption=(
+            f"fixed in-memory batch of synthetic chairs: images {tuple(shapes['images'])}, "
+            f"poses {tuple(shapes['poses'])} (first `batch` objects used); rays sampled "
+            f"uniformly (past the foreground epochs); {others_text(result.get('others'))}"
+        ),
+        title_justify="left",
+    )
+    for name in ("preset", "batch", "precision", "Adam"):
+        table.add_column(name)
+    columns = ("rays/step", "samples", "ms/step", "min ms", "max ms", "n", "rays/s")
+    columns += ("objects/s", "fwd+loss ms", "bwd ms", "Adam ms")
+    for name in columns:
+        table.add_column(name, justify="right")
+    for row in result["rows"]:
+        table.add_row(
+            row["preset"],
+            str(row["batch"]),
+            row["precision"],
+            row["adam"],
+            str(row["batch"] * row["rays_per_object"]),
+            str(row["samples"]),
+            f"[bold]{ms(row['median_s'])}[/]",
+            ms(row["min_s"]),
+            ms(row["max_s"]),
+            str(row["n"]),
+            f"{row['rays_per_s']:,.0f}",
+            f"{row['objects_per_s']:.1f}",
+            ms(row["forward_loss_s"]),
+            ms(row["backward_s"]),
+            ms(row["optimizer_s"]),
+        )
+    return table
+
+
+def synth_table(result: dict) -> Table:
+    table = Table(
+        title=(
+            f"Synthetic data: models.synth.write_dataset, {result['views']} views of "
+            f"{result['size']}x{result['size']} per object, extent {result['extent']:g} "
+            "(the `transinr data synth` default)"
+        ),
+        caption=f"PNGs and transforms.json written to a temporary folder; "
+        f"{others_text(result.get('others'))}",
+        title_justify="left",
+    )
+    table.add_column("category")
+    for name in ("objects", "total s", "objects/s", "views/s", "median s/object", "max s"):
+        table.add_column(name, justify="right")
+    for row in result["rows"]:
+        table.add_row(
+            row["category"],
+            str(row["objects"]),
+            f"{row['total_s']:.2f}",
+            f"[bold]{row['objects_per_s']:.2f}[/]",
+            f"{row['views_per_s']:.0f}",
+            f"{row['median_s']:.2f}",
+            f"{row['max_s']:.2f}",
+        )
+    return table
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -796,34 +1401,31 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     console.print(machine_table(facts, "quick" if args.quick else "full"))
     report: dict = {"machine": facts, "quick": args.quick, "sections": {}}
-    shared = Shared()
+    shared, nerf = Shared(), NerfShared()
+    runners: dict[str, tuple[Callable[[], dict], Callable[[dict], Table | list[Table]]]] = {
+        "encode": (lambda: bench_encode(shared, budget), encode_table),
+        "render": (lambda: bench_render(shared, budget), render_tables),
+        "train": (lambda: bench_train(budget), train_tables),
+        "presets": (lambda: bench_presets(budget), presets_table),
+        "nerf-render": (lambda: bench_nerf_render(nerf, budget), nerf_render_tables),
+        "nerf-refine": (lambda: bench_nerf_refine(nerf, budget), nerf_refine_table),
+        "nerf-train": (lambda: bench_nerf_train(budget), nerf_train_table),
+        "synth": (lambda: bench_synth(budget), synth_table),
+    }
     run_meter, run_started = CpuMeter(), time.perf_counter()
     for section in SECTIONS:
         if section not in args.sections:
             continue
         console.print(f"[dim]running {section} ...[/]")
+        bench, tables = runners[section]
         meter, started = CpuMeter(), time.perf_counter()
-        if section == "encode":
-            result = bench_encode(shared, budget)
-        elif section == "render":
-            result = bench_render(shared, budget)
-        elif section == "train":
-            result = bench_train(budget)
-        else:
-            result = bench_presets(budget)
+        result = bench()
         result["seconds"] = round(time.perf_counter() - started, 1)
         result["others"] = meter.others()
         report["sections"][section] = result
-        if section == "encode":
-            console.print(encode_table(result))
-        elif section == "render":
-            for table in render_tables(result):
-                console.print(table)
-        elif section == "train":
-            for table in train_tables(result):
-                console.print(table)
-        else:
-            console.print(presets_table(result))
+        printed = tables(result)
+        for table in printed if isinstance(printed, list) else [printed]:
+            console.print(table)
     report["seconds"] = round(time.perf_counter() - run_started, 1)
     report["others"] = run_meter.others()
     report["load_average_end"] = [round(v, 2) for v in os.getloadavg()]

@@ -80,9 +80,14 @@ def render_view(
     height: int,
     width: int,
     focal: float,
-    chunk_rays: int = 2048,
+    chunk_points: int = 4096,
 ) -> torch.Tensor:
-    """Full images from camera-to-world poses (B, 4, 4) -> (B, H, W, 3) in [0, 1], no grad."""
+    """Full images from camera-to-world poses (B, 4, 4) -> (B, H, W, 3) in [0, 1], no grad.
+
+    Rays go through the INR `chunk_points // samples` at a time, so the activations of a chunk
+    stay in cache (4096 points: 32 rays of 128 samples).
+    """
+    chunk_rays = max(1, chunk_points // sampling.samples)
     origins, directions = camera_rays(pose.float(), height, width, focal)  # (B, H, W, 3)
     batch = pose.shape[0]
     origins, directions = origins.reshape(batch, -1, 3), directions.reshape(batch, -1, 3)
