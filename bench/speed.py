@@ -614,21 +614,28 @@ def bench_presets(budget: Budget) -> dict:
     rows = []
     for preset, steps_count in budget.preset_steps.items():
         train_config = recipe(preset)
+        variants = {  # name: (precision, naive attention, Adam options)
+            "fp32": ("fp32", False, adam),
+            "bf16": ("bf16", False, adam),
+            "reference": ("fp32", True, {}),  # naive attention, fp32, default Adam
+        }
         steps = {
-            precision: TrainStep(
-                preset, train_config.batch_size, precision, False, adam, train_config.lr
-            )
-            for precision in ("fp32", "bf16")
+            name: TrainStep(preset, train_config.batch_size, precision, naive, kw, train_config.lr)
+            for name, (precision, naive, kw) in variants.items()
         }
         seconds = round_robin(steps, budget.preset_warmup, steps_count)
-        for precision, step in steps.items():
-            stats = summary(seconds[precision])
+        reference_median = statistics.median(seconds["reference"])
+        for name, step in steps.items():
+            precision, naive, kw = variants[name]
+            stats = summary(seconds[name])
             rows.append(
                 {
                     "preset": preset,
                     "batch": train_config.batch_size,
-                    "precision": precision,
-                    "adam": adam_label(adam),
+                    "precision": name if name == "reference" else precision,
+                    "attention": "naive" if naive else "SDPA",
+                    "speedup_vs_reference": reference_median / stats["median_s"],
+                    "adam": adam_label(kw),
                     **stats,
                     "ms_per_step": 1e3 * stats["median_s"],
                     "images_per_s": train_config.batch_size / stats["median_s"],
@@ -844,10 +851,18 @@ def nerf_batch(objects: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 class NerfTrainStep(TrainStep):
     """One NeRF training step as `models.training.train` runs it (NerfObjective), fixed batch."""
 
-    def __init__(self, preset: str, batch: tuple, precision: str, adam_kwargs: dict):
+    def __init__(
+        self,
+        preset: str,
+        batch: tuple,
+        precision: str,
+        adam_kwargs: dict,
+        naive_attention: bool = False,
+    ):
         config, train_config = preset_config(preset, "nerf"), recipe(preset, "nerf")
         torch.manual_seed(0)  # every variant starts from the same weights
         self.model = TransInr(config).train()
+        self.model.transformer.set_reference_attention(naive_attention)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=train_config.lr, **adam_kwargs
         )
@@ -881,14 +896,22 @@ def bench_nerf_train(budget: Budget) -> dict:
     for preset in NERF_TRAIN_PRESETS:
         config, train_config = preset_config(preset, "nerf"), recipe(preset, "nerf")
         steps_count = budget.nerf_train_steps[preset]
+        variants = {  # name: (precision, naive attention, Adam options)
+            "fp32": ("fp32", False, adam),
+            "bf16": ("bf16", False, adam),
+            "reference": ("fp32", True, {}),  # naive attention, fp32, default Adam
+        }
         steps = {
-            precision: NerfTrainStep(preset, batch, precision, adam)
-            for precision in ("fp32", "bf16")
+            name: NerfTrainStep(preset, batch, precision, kw, naive)
+            for name, (precision, naive, kw) in variants.items()
         }
         seconds = round_robin(steps, budget.nerf_train_warmup, steps_count)
+        reference_median = statistics.median(seconds["reference"])
         rays = train_config.batch_size * train_config.rays_per_object
-        for precision, step in steps.items():
-            stats = summary(seconds[precision])
+        for name, step in steps.items():
+            precision, naive, kw = variants[name]
+            precision = name if name == "reference" else precision
+            stats = summary(seconds[name])
             rows.append(
                 {
                     "preset": preset,
@@ -897,7 +920,9 @@ def bench_nerf_train(budget: Budget) -> dict:
                     "rays_per_object": train_config.rays_per_object,
                     "samples": config.samples,
                     "precision": precision,
-                    "adam": adam_label(adam),
+                    "attention": "naive" if naive else "SDPA",
+                    "speedup_vs_reference": reference_median / stats["median_s"],
+                    "adam": adam_label(kw),
                     **stats,
                     "ms_per_step": 1e3 * stats["median_s"],
                     "rays_per_s": rays / stats["median_s"],
@@ -1145,7 +1170,10 @@ def train_tables(result: dict) -> list[Table]:
 
 def presets_table(result: dict) -> Table:
     table = Table(
-        title="Training speed of the CPU presets (recipe batch size, SDPA, trainer's Adam)",
+        title=(
+            "Training speed of the CPU presets (recipe batch size; reference: naive attention, "
+            "fp32, default Adam)"
+        ),
         caption=(
             "steps on a fixed in-memory batch (no data loading); "
             f"{others_text(result.get('others'))}"
@@ -1154,7 +1182,8 @@ def presets_table(result: dict) -> Table:
     )
     for name in ("preset", "batch", "precision"):
         table.add_column(name)
-    columns = ("ms/step", "min ms", "max ms", "n", "images/s", "fwd+loss ms", "bwd ms", "Adam ms")
+    columns = ("ms/step", "min ms", "max ms", "n", "images/s", "vs reference")
+    columns += ("fwd+loss ms", "bwd ms", "Adam ms")
     for name in columns:
         table.add_column(name, justify="right")
     for row in result["rows"]:
@@ -1167,6 +1196,7 @@ def presets_table(result: dict) -> Table:
             ms(row["max_s"]),
             str(row["n"]),
             f"{row['images_per_s']:.1f}",
+            f"x{row['speedup_vs_reference']:.2f}",
             ms(row["forward_loss_s"]),
             ms(row["backward_s"]),
             ms(row["optimizer_s"]),
@@ -1321,7 +1351,7 @@ def nerf_train_table(result: dict) -> Table:
     for name in ("preset", "batch", "precision", "Adam"):
         table.add_column(name)
     columns = ("rays/step", "samples", "ms/step", "min ms", "max ms", "n", "rays/s")
-    columns += ("objects/s", "fwd+loss ms", "bwd ms", "Adam ms")
+    columns += ("vs reference", "objects/s", "fwd+loss ms", "bwd ms", "Adam ms")
     for name in columns:
         table.add_column(name, justify="right")
     for row in result["rows"]:
@@ -1337,6 +1367,7 @@ def nerf_train_table(result: dict) -> Table:
             ms(row["max_s"]),
             str(row["n"]),
             f"{row['rays_per_s']:,.0f}",
+            f"x{row['speedup_vs_reference']:.2f}",
             f"{row['objects_per_s']:.1f}",
             ms(row["forward_loss_s"]),
             ms(row["backward_s"]),
