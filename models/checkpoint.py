@@ -14,11 +14,16 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from models.config import ModelConfig
 from models.errors import TransInrError
-from models.inr_file import MAX_FILE_BYTES, atomic_write, read_safetensors_header
+from models.inr_file import (
+    MAX_FILE_BYTES,
+    atomic_write,
+    parse_json,
+    read_safetensors_header,
+    safetensors_bytes,
+)
 from models.metalearner import TransInr
 
 FORMAT_NAME = "transinr.checkpoint"
@@ -72,7 +77,7 @@ def checkpoint_bytes(
         tensors.update(optimizer_tensors)
         metadata["param_groups"] = json.dumps(param_groups)
     tensors["rng.torch"] = torch.get_rng_state()
-    return save_safetensors(tensors, metadata=metadata)
+    return safetensors_bytes(tensors, metadata)
 
 
 def save_checkpoint(
@@ -112,9 +117,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     try:
         version = int(metadata["format_version"])
-        config = ModelConfig.from_json(metadata["config"])
-        train_state = json.loads(metadata.get("train_state", "{}"))
-        param_groups = json.loads(metadata["param_groups"]) if "param_groups" in metadata else None
+        config = ModelConfig.from_dict(parse_json(metadata["config"]))
+        train_state = parse_json(metadata.get("train_state", "{}"))
+        param_groups = parse_json(metadata["param_groups"]) if "param_groups" in metadata else None
         if not isinstance(train_state, dict):
             raise ValueError("train_state is not an object")
         if param_groups is not None and not (
@@ -122,7 +127,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in param_groups)
         ):
             raise ValueError("param_groups is not a list of groups")
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+    except (KeyError, ValueError, TypeError):
         raise TransInrError(f"{path} has unreadable checkpoint metadata; is it corrupt?") from None
     if version > FORMAT_VERSION:
         raise TransInrError(
@@ -154,7 +159,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             if key.startswith("optimizer."):
                 _, index, name = key.split(".", 2)
                 if not index.isdigit():
-                    raise TransInrError(f"{path} has a malformed optimizer tensor '{key}'")
+                    raise TransInrError(f"{path} has a malformed optimizer tensor {key!r}")
                 state.setdefault(int(index), {})[name] = value
         optimizer_state = {"state": state, "param_groups": param_groups}
     model_id = f"{config.preset}-{hashlib.sha256(data).hexdigest()[:12]}"

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from models.errors import TransInrError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # decompression-bomb guard; TRANSINR_MAX_PIXELS overrides
+Image.MAX_IMAGE_PIXELS = None  # our own limit is checked from the header, before decoding
 
 
 def max_pixels_setting() -> int:
@@ -64,23 +65,21 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
     if not path.is_file():
         raise TransInrError(f"image not found: {path}; check the path")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.width * image.height > max_pixels:
-                    raise TransInrError(
-                        f"{path} has {image.width}x{image.height} pixels, over the limit of "
-                        f"{max_pixels:,}; downscale it first, or raise the limit "
-                        "(--max-pixels or TRANSINR_MAX_PIXELS)"
-                    )
-                frames = getattr(image, "n_frames", 1)
-                if frames > 1:
-                    warnings.warn(
-                        f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2
-                    )
-                image.load()
-                image = ImageOps.exif_transpose(image)
-                array = _to_rgb_array(image)
+        with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                raise TransInrError(
+                    f"{path} has {image.width}x{image.height} pixels, over the limit of "
+                    f"{max_pixels:,}; downscale it first, or raise the limit "
+                    "(--max-pixels or TRANSINR_MAX_PIXELS)"
+                )
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                warnings.warn(
+                    f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            array = _to_rgb_array(image)
     except TransInrError:
         raise
     except UnidentifiedImageError:

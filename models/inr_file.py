@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from models import __version__
 from models.config import INRConfig
@@ -52,13 +51,52 @@ class InrFile:
         return sum(w.numel() for w in self.weights)
 
 
+SAFETENSORS_DTYPES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+    torch.uint8: "U8", torch.int8: "I8", torch.int32: "I32", torch.int64: "I64",
+    torch.bool: "BOOL",
+}  # fmt: skip
+
+
+def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """A safetensors file, written with sorted keys so that the same tensors and metadata always
+    give the same bytes (the safetensors package orders the metadata differently each call)."""
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks, offset = [], 0
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().to("cpu").contiguous()
+        data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        header[name] = {
+            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
+            "shape": list(tensor.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        chunks.append(data)
+        offset += len(data)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the tensor data starts 8-byte aligned
+    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+
+
+def parse_json(text: bytes | str) -> object:
+    """json.loads that turns every failure (bad UTF-8 or syntax, deep nesting, giant integers)
+    into ValueError."""
+    try:
+        return json.loads(text)
+    except (UnicodeDecodeError, RecursionError, ValueError) as error:
+        raise ValueError(str(error)[:100]) from None
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, fsync, then rename: never a partial file."""
     path = Path(path)
+    kept = "the previous file is intact" if path.exists() else "nothing was written"
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as error:
-        raise TransInrError(f"cannot write {path} ({error.strerror}); check the folder") from None
+        raise TransInrError(
+            f"cannot write {path} ({error.strerror}); {kept}: check the folder"
+        ) from None
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
@@ -68,18 +106,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
-        kept = "the previous file is intact" if path.exists() else "nothing was written"
         raise TransInrError(f"cannot write {path} ({error.strerror}); {kept}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    try:  # make the rename itself durable; some filesystems refuse fsync on a folder
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    except OSError:
+        pass
 
 
 def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
@@ -106,7 +146,7 @@ def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
         "format_version": str(FORMAT_VERSION),
         "transinr": json.dumps(header, sort_keys=True),
     }
-    return save_safetensors(tensors, metadata=metadata)
+    return safetensors_bytes(tensors, metadata)
 
 
 def save_inr(inr_file: InrFile, path: str | Path, dtype: str = "float32") -> None:
@@ -121,8 +161,8 @@ def read_safetensors_header(data: bytes, name: str) -> dict:
     if header_size > MAX_HEADER_BYTES or 8 + header_size > len(data):
         raise TransInrError(f"{name} has a broken safetensors header; is it truncated?")
     try:
-        header = json.loads(data[8 : 8 + header_size])
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = parse_json(data[8 : 8 + header_size])
+    except ValueError:
         raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?") from None
     if not isinstance(header, dict):
         raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?")
@@ -137,7 +177,7 @@ def read_safetensors_header(data: bytes, name: str) -> dict:
             or not all(isinstance(o, int) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= payload
         ):
-            raise TransInrError(f"{name}: tensor '{key}' lies outside the file; is it truncated?")
+            raise TransInrError(f"{name}: tensor {key!r} lies outside the file; is it truncated?")
     return header
 
 
@@ -151,7 +191,7 @@ def _number(value: object) -> bool:
 def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
     """Validate the task against the architecture, and the fields rendering relies on."""
     if task not in TASK_SHAPES:
-        raise TransInrError(f"{name} is a '{task}' INR, unknown to this transinr; upgrade it")
+        raise TransInrError(f"{name} is a {task!r} INR, unknown to this transinr; upgrade it")
     coord_dim, out_dim = TASK_SHAPES[task]
     if (inr.coord_dim, inr.out_dim) != (coord_dim, out_dim):
         raise TransInrError(
@@ -170,10 +210,17 @@ def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
             and isinstance(samples, int)
             and 2 <= samples <= 4096
         )
+        view_size, radius = info.get("view_size", 128), info.get("camera_radius", 4.0)
+        valid = valid and isinstance(view_size, int) and not isinstance(view_size, bool)
+        valid = valid and 1 <= view_size <= 16384 and _number(radius) and 0 < radius <= 1e4
         if not valid:
             raise TransInrError(
-                f"{name}: a nerf INR needs valid near, far, focal and samples; re-encode it"
+                f"{name}: a nerf INR needs valid near, far, focal, samples, view size and camera "
+                "radius; re-encode it"
             )
+    fit = info.get("fit", {"mode": "crop"})
+    if not isinstance(fit, dict) or fit.get("mode", "crop") not in ("crop", "pad", "resize"):
+        raise TransInrError(f"{name}: 'fit' is {fit!r}, not a fit record; re-encode it")
     for key in ("native_width", "native_height", "input_size"):
         value = info.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
@@ -198,7 +245,7 @@ def peek_format(path: str | Path) -> str | None:
             (size,) = struct.unpack("<Q", stream.read(8))
             if size > MAX_HEADER_BYTES:
                 return None
-            metadata = json.loads(stream.read(size)).get("__metadata__") or {}
+            metadata = parse_json(stream.read(size)).get("__metadata__") or {}
         return metadata.get("format") if isinstance(metadata, dict) else None
     except (OSError, ValueError, struct.error, AttributeError):
         return None
@@ -221,10 +268,10 @@ def load_inr(path: str | Path) -> InrFile:
         )
     try:
         version = int(metadata.get("format_version", ""))
-        info = json.loads(metadata["transinr"])
+        info = parse_json(metadata["transinr"])
         if not isinstance(info, dict) or not isinstance(info.get("task"), str):
             raise ValueError("not an object with a task")
-    except (KeyError, ValueError, TypeError, json.JSONDecodeError):
+    except (KeyError, ValueError, TypeError):
         raise TransInrError(f"{path} has unreadable transinr metadata; re-encode it") from None
     if version > FORMAT_VERSION:
         raise TransInrError(
@@ -244,10 +291,11 @@ def load_inr(path: str | Path) -> InrFile:
         )
     allowed = {code for _, code in DTYPES.values()}
     for key, shape in expected.items():
-        if found[key].get("dtype") not in allowed or found[key].get("shape") != shape:
+        dtype, found_shape = found[key].get("dtype"), found[key].get("shape")
+        if not isinstance(dtype, str) or dtype not in allowed or found_shape != shape:
             raise TransInrError(
-                f"{path}: tensor {key} is {found[key].get('dtype')} {found[key].get('shape')}, "
-                f"expected F32/F16 {shape}; the file is corrupt: re-encode it"
+                f"{path}: tensor {key} is {dtype!r} {found_shape!r}, expected F32/F16 {shape}; "
+                "the file is corrupt: re-encode it"
             )
     try:
         tensors = load_safetensors(data)

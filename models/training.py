@@ -152,8 +152,9 @@ def train(
         )
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in run_dir.glob(".*.safetensors.*"):  # temporaries of a killed write
-            stale.unlink(missing_ok=True)
+        for pattern in (".*.safetensors.*", ".config.json.*"):  # temporaries of killed writes
+            for stale in run_dir.glob(pattern):
+                stale.unlink(missing_ok=True)
     torch.manual_seed(train_config.seed)
     model = TransInr(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr, fused=True)
@@ -198,6 +199,7 @@ def train(
         num_workers=train_config.workers,
         pin_memory=device.type == "cuda",
         persistent_workers=train_config.workers > 0,
+        generator=torch.Generator(),  # the loader's base seed must not draw on the global RNG
         prefetch_factor=4 if train_config.workers > 0 else None,
     )
     if model_config.task == "nerf":
@@ -224,10 +226,15 @@ def train(
     def write(name: str) -> None:
         if not ctx.is_main:
             return
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
+        moments = [v for group in optimizer.state.values() for v in group.values()]
+        finite = all(torch.isfinite(p).all() for p in model.parameters()) and all(
+            torch.isfinite(v).all() for v in moments if torch.is_tensor(v)
+        )
+        if not finite:
             raise TransInrError(
                 f"training diverged: the weights are not finite at step {state['step']}; the "
-                f"last good checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr"
+                f"last finite checkpoint is {run_dir / 'last.safetensors'}: resume with a lower "
+                "--lr (or start over with --overwrite if it was already diverging)"
             )
         payload = {**state, "train_config": asdict(train_config)}
         save_checkpoint(run_dir / name, model, model_config, payload, optimizer)
@@ -261,8 +268,9 @@ def train(
         )
         if totals[3] > 0:
             raise TransInrError(
-                f"training diverged: the loss is not finite at step {step + 1}; the last good "
-                f"checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr"
+                f"training diverged: the loss is not finite at step {step + 1}; the last "
+                f"finite checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr "
+                "(or start over with --overwrite if it was already diverging)"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -68,21 +67,25 @@ def image_bytes(array: np.ndarray, suffix: str) -> bytes:
 
 
 def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
-    """GIF (Pillow) or MP4 (imageio-ffmpeg) to a temporary name, then renamed."""
+    """GIF (Pillow) or MP4 (imageio-ffmpeg), encoded in a private temporary folder, then
+    written to `target` atomically."""
     import imageio.v3 as iio
 
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(handle)
-    try:
-        if target.suffix == ".gif":
-            iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-        else:
-            iio.imwrite(temporary, np.stack(frames), extension=".mp4", plugin="FFMPEG", fps=fps)
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    from models.inr_file import atomic_write
+
+    with tempfile.TemporaryDirectory(prefix="transinr-video-") as folder:
+        encoded = Path(folder) / f"orbit{target.suffix}"
+        try:
+            if target.suffix == ".gif":
+                iio.imwrite(
+                    encoded, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0
+                )
+            else:
+                iio.imwrite(encoded, np.stack(frames), extension=".mp4", plugin="FFMPEG", fps=fps)
+            data = encoded.read_bytes()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise TransInrError(f"cannot encode {target.name} ({error}); nothing written") from None
+    atomic_write(target, data)
 
 
 @handle_errors

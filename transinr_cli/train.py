@@ -165,7 +165,8 @@ def train(
             )
         config = checkpoint.config
         saved = dict(checkpoint.train_state.get("train_config", {}))
-        saved.update({k: v for k, v in {"steps": steps, "epochs": epochs}.items() if v})
+        overrides = {"steps": steps, "epochs": epochs, "lr": lr}  # e.g. a lower lr after divergence
+        saved.update({k: v for k, v in overrides.items() if v})
         train_config = recipe(config.preset, config.task, **saved)
     else:
         if preset is None:
