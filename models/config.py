@@ -254,15 +254,9 @@ NERF_PRESETS: dict[str, ModelConfig] = {
     # The -2view presets are the same model, trained and evaluated with 2 support views.
     **{f"{name}-2view": _paper_nerf(f"{name}-2view") for name in ("chairs", "cars", "lamps")},
     # small: a CPU model; views are tokenized at 64 x 64 (64 tokens each).
-    "small": ModelConfig(
-        task="nerf",
-        preset="small",
+    "small": dataclasses.replace(
+        _paper_nerf("small"),
         image_size=64,
-        padding=0,
-        patch_size=8,
-        channels=9,
-        positional_embedding=False,
-        max_views=8,
         samples=64,
         dim=256,
         depth=4,
@@ -270,17 +264,12 @@ NERF_PRESETS: dict[str, ModelConfig] = {
         head_dim=32,
         ff_dim=1024,
         groups=16,
-        inr=dataclasses.replace(NERF_INR, depth=6, width=128),
+        inr=dataclasses.replace(NERF_INR, width=128),
     ),
     # tiny: tests and quick trials.
-    "tiny": ModelConfig(
-        task="nerf",
-        preset="tiny",
+    "tiny": dataclasses.replace(
+        _paper_nerf("tiny"),
         image_size=32,
-        padding=0,
-        patch_size=8,
-        channels=9,
-        positional_embedding=False,
         max_views=4,
         samples=32,
         dim=64,

@@ -29,6 +29,18 @@ def encode_batch(model: TransInr, images: torch.Tensor) -> list[torch.Tensor]:
     return model(images)
 
 
+def timed_encode(model: TransInr, observations: torch.Tensor) -> tuple[list[torch.Tensor], float]:
+    """encode_batch and the seconds it took (the GPU waited for, when there is one)."""
+    cuda = observations.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(observations.device)
+    started = time.perf_counter()
+    weights = encode_batch(model, observations)
+    if cuda:
+        torch.cuda.synchronize(observations.device)
+    return weights, time.perf_counter() - started
+
+
 def encode_image_file(
     model: TransInr,
     checkpoint: Checkpoint,
@@ -46,12 +58,7 @@ def encode_image_file(
     size = checkpoint.config.image_size
     fitted, fit_info = fit_image(load_image(path, max_pixels), size, fit)
     batch = fitted[None].to(device)
-    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
-    synchronize()
-    started = time.perf_counter()
-    weights = encode_batch(model, batch)
-    synchronize()
-    seconds = time.perf_counter() - started
+    weights, seconds = timed_encode(model, batch)
     mask = content_mask(size, fit_info.content_box)
     score = observed_psnr(weights, checkpoint.config.inr, batch, mask).item()
     info = {
@@ -92,12 +99,7 @@ def encode_views_file(
     tokens_input = views_to_tokens_input(
         posed.images[None], posed.poses[None], posed.focal, config.image_size
     ).to(device)
-    synchronize = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
-    synchronize()
-    started = time.perf_counter()
-    weights = encode_batch(model, tokens_input)
-    synchronize()
-    seconds = time.perf_counter() - started
+    weights, seconds = timed_encode(model, tokens_input)
     score = support_ray_psnr(weights, config.inr, config.sampling, posed, device)
     radius = camera_radius(posed.poses)
     size = posed.images.shape[-1]
