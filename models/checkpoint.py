@@ -17,14 +17,14 @@ from safetensors.torch import load as load_safetensors
 
 from models.config import ModelConfig
 from models.errors import TransInrError
-from models.inr_file import (
+from models.metalearner import TransInr
+from models.safetensors_io import (
     MAX_FILE_BYTES,
     atomic_write,
     parse_json,
     read_safetensors_header,
     safetensors_bytes,
 )
-from models.metalearner import TransInr
 
 FORMAT_NAME = "transinr.checkpoint"
 FORMAT_VERSION = 1

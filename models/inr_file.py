@@ -12,9 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +22,17 @@ from models import __version__
 from models.config import INRConfig
 from models.errors import TransInrError
 from models.inr import INRWeights
+from models.safetensors_io import (  # noqa: F401  (atomic_write, peek_format: re-exported)
+    MAX_FILE_BYTES,
+    atomic_write,
+    parse_json,
+    peek_format,
+    read_safetensors_header,
+    safetensors_bytes,
+)
 
 FORMAT_NAME = "transinr.inr"
 FORMAT_VERSION = 1
-MAX_HEADER_BYTES = 1 << 20
-MAX_FILE_BYTES = 1 << 30
 COORDINATES = "pixel centres in (-1, 1), (y, x) order, row-major; y grows downwards"
 DTYPES = {"float32": (torch.float32, "F32"), "float16": (torch.float16, "F16")}
 
@@ -49,77 +52,6 @@ class InrFile:
 
     def parameter_count(self) -> int:
         return sum(w.numel() for w in self.weights)
-
-
-SAFETENSORS_DTYPES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.uint8: "U8", torch.int8: "I8", torch.int32: "I32", torch.int64: "I64",
-    torch.bool: "BOOL",
-}  # fmt: skip
-
-
-def safetensors_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
-    """A safetensors file, written with sorted keys so that the same tensors and metadata always
-    give the same bytes (the safetensors package orders the metadata differently each call)."""
-    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
-    chunks, offset = [], 0
-    for name in sorted(tensors):
-        tensor = tensors[name].detach().to("cpu").contiguous()
-        data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
-        header[name] = {
-            "dtype": SAFETENSORS_DTYPES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + len(data)],
-        }
-        chunks.append(data)
-        offset += len(data)
-    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)  # the tensor data starts 8-byte aligned
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
-
-
-def parse_json(text: bytes | str) -> object:
-    """json.loads that turns every failure (bad UTF-8 or syntax, deep nesting, giant integers)
-    into ValueError."""
-    try:
-        return json.loads(text)
-    except (UnicodeDecodeError, RecursionError, ValueError) as error:
-        raise ValueError(str(error)[:100]) from None
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: never a partial file."""
-    path = Path(path)
-    kept = "the previous file is intact" if path.exists() else "nothing was written"
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as error:
-        raise TransInrError(
-            f"cannot write {path} ({error.strerror}); {kept}: check the folder"
-        ) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise TransInrError(f"cannot write {path} ({error.strerror}); {kept}") from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable; some filesystems refuse fsync on a folder
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-    except OSError:
-        pass
 
 
 def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
@@ -151,34 +83,6 @@ def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
 
 def save_inr(inr_file: InrFile, path: str | Path, dtype: str = "float32") -> None:
     atomic_write(Path(path), inr_bytes(inr_file, dtype))
-
-
-def read_safetensors_header(data: bytes, name: str) -> dict:
-    """Parse and sanity-check a safetensors header without touching the tensor data."""
-    if len(data) < 8:
-        raise TransInrError(f"{name} is too short to be a safetensors file; is it truncated?")
-    (header_size,) = struct.unpack("<Q", data[:8])
-    if header_size > MAX_HEADER_BYTES or 8 + header_size > len(data):
-        raise TransInrError(f"{name} has a broken safetensors header; is it truncated?")
-    try:
-        header = parse_json(data[8 : 8 + header_size])
-    except ValueError:
-        raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?") from None
-    if not isinstance(header, dict):
-        raise TransInrError(f"{name} has a broken safetensors header; is it corrupt?")
-    payload = len(data) - 8 - header_size
-    for key, entry in header.items():
-        if key == "__metadata__":
-            continue
-        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if (
-            not isinstance(offsets, list)
-            or len(offsets) != 2
-            or not all(isinstance(o, int) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1] <= payload
-        ):
-            raise TransInrError(f"{name}: tensor {key!r} lies outside the file; is it truncated?")
-    return header
 
 
 TASK_SHAPES = {"image": (2, 3), "nerf": (3, 4)}  # (coordinate dims, outputs) of each task's INR
@@ -236,19 +140,6 @@ def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
     )
     if not valid:
         raise TransInrError(f"{name}: 'content_box' is {box!r}, not a box in (-1, 1); re-encode it")
-
-
-def peek_format(path: str | Path) -> str | None:
-    """The `format` tag in a safetensors file's metadata (None if absent or unreadable)."""
-    try:
-        with open(path, "rb") as stream:
-            (size,) = struct.unpack("<Q", stream.read(8))
-            if size > MAX_HEADER_BYTES:
-                return None
-            metadata = parse_json(stream.read(size)).get("__metadata__") or {}
-        return metadata.get("format") if isinstance(metadata, dict) else None
-    except (OSError, ValueError, struct.error, AttributeError):
-        return None
 
 
 def load_inr(path: str | Path) -> InrFile:

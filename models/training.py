@@ -21,9 +21,9 @@ from models.config import ModelConfig
 from models.data import EpochSampler
 from models.distributed import Distributed
 from models.errors import TransInrError
-from models.inr_file import atomic_write
 from models.metalearner import TransInr
 from models.objectives import ImageLoss, ImageObjective, NerfObjective
+from models.safetensors_io import atomic_write
 
 __all__ = ["ImageLoss", "TrainConfig", "train", "recipe"]
 

@@ -19,7 +19,8 @@ def info(
 ) -> None:
     """Print an .inr file's (or checkpoint's) metadata and parameter count."""
     from models.checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
-    from models.inr_file import load_inr, peek_format
+    from models.inr_file import load_inr
+    from models.safetensors_io import peek_format
 
     if not (path.is_dir() or peek_format(path) == CHECKPOINT_FORMAT):
         inr_file = load_inr(path)

@@ -71,7 +71,7 @@ def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
     written to `target` atomically."""
     import imageio.v3 as iio
 
-    from models.inr_file import atomic_write
+    from models.safetensors_io import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="transinr-video-") as folder:
         encoded = Path(folder) / f"orbit{target.suffix}"
@@ -168,7 +168,7 @@ def check_image_target(target: Path, bit_depth: int) -> None:
 
 
 def write_image(array: np.ndarray, target: Path) -> None:
-    from models.inr_file import atomic_write
+    from models.safetensors_io import atomic_write
 
     ensure_parent(target)
     atomic_write(target, image_bytes(array, target.suffix.lower()))
