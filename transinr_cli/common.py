@@ -149,9 +149,10 @@ def output_path(out: Path | None, source: Path, suffix: str, several: bool) -> P
 
 
 def ensure_parent(path: Path) -> None:
+    """Create the output's folder (another process may be creating it at the same moment)."""
     if not path.parent.exists():
         try:
-            path.parent.mkdir(parents=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise TransInrError(f"cannot create folder {path.parent} ({error.strerror})") from None
 
