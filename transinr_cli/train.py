@@ -196,7 +196,8 @@ def train(
     distributed, torch_device = from_environment(resolve_device(device.value))
     quiet = quiet or not distributed.is_main  # only rank 0 shows progress and prints
     try:
-        train_config.precision = resolve_precision(precision.value, torch_device)
+        if not (resume and precision == Precision.auto):  # a resumed run keeps its precision
+            train_config.precision = resolve_precision(precision.value, torch_device)
         train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
         train_config.checkpoint_minutes = checkpoint_minutes
         train_config.workers, train_config.compile = workers, compile_model
