@@ -68,12 +68,12 @@ from models.config import INRConfig, ModelConfig, preset_config
 from models.encoding import encode_batch
 from models.inr import INRWeights, flops_per_point
 from models.metalearner import TransInr
-from models.objectives import NerfObjective
+from models.objectives import ImageLoss, NerfObjective
 from models.rays import focal_from_angle, look_at_pose
 from models.refinement import refine, view_loss
 from models.rendering import render_quantized
 from models.synth import CAMERA_ANGLE_X, write_dataset
-from models.training import ImageLoss, autocast, recipe
+from models.training import autocast, recipe
 from models.view_data import PosedViews, ViewDataset
 from models.volume_rendering import render_view
 

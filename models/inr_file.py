@@ -21,6 +21,7 @@ from safetensors.torch import load as load_safetensors
 from models import __version__
 from models.config import INRConfig
 from models.errors import TransInrError
+from models.images import FIT_MODES
 from models.inr import INRWeights
 from models.safetensors_io import (  # noqa: F401  (atomic_write, peek_format: re-exported)
     MAX_FILE_BYTES,
@@ -123,7 +124,7 @@ def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
                 "radius; re-encode it"
             )
     fit = info.get("fit", {"mode": "crop"})
-    if not isinstance(fit, dict) or fit.get("mode", "crop") not in ("crop", "pad", "resize"):
+    if not isinstance(fit, dict) or fit.get("mode", "crop") not in FIT_MODES:
         raise TransInrError(f"{name}: 'fit' is {fit!r}, not a fit record; re-encode it")
     for key in ("native_width", "native_height", "input_size"):
         value = info.get(key, 1)

@@ -22,10 +22,8 @@ from models.data import EpochSampler
 from models.distributed import Distributed
 from models.errors import TransInrError
 from models.metalearner import TransInr
-from models.objectives import ImageLoss, ImageObjective, NerfObjective
+from models.objectives import ImageObjective, NerfObjective
 from models.safetensors_io import atomic_write
-
-__all__ = ["ImageLoss", "TrainConfig", "train", "recipe"]
 
 
 @dataclass
