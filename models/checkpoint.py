@@ -17,7 +17,7 @@ from safetensors.torch import load as load_safetensors
 
 from models.config import ModelConfig
 from models.errors import TransInrError
-from models.metalearner import TransInr
+from models.metalearner import TransInr, build_meta_learner
 from models.safetensors_io import (
     MAX_FILE_BYTES,
     atomic_write,
@@ -42,7 +42,7 @@ class Checkpoint:
     model_id: str = ""
 
     def build_model(self, device: torch.device | str = "cpu") -> TransInr:
-        model = TransInr(self.config)
+        model = build_meta_learner(self.config)
         model.load_state_dict({k: v.float() for k, v in self.model_state.items()})
         return model.to(device)
 
@@ -134,7 +134,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             f"{path} is checkpoint version {version}, newer than this transinr reads; upgrade"
         )
     with torch.device("meta"):  # shapes only: a hostile config must not allocate anything
-        expected = {k: list(v.shape) for k, v in TransInr(config).state_dict().items()}
+        expected = {k: list(v.shape) for k, v in build_meta_learner(config).state_dict().items()}
     found = {
         k[len("model.") :]: v.get("shape") for k, v in header.items() if k.startswith("model.")
     }

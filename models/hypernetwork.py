@@ -30,12 +30,22 @@ def group_modulate(base: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor
 
 
 class HyperNetwork(nn.Module):
-    """Weight tokens in, INR weights out: per layer a LayerNorm + Linear head and grouping."""
+    """Weight tokens in, INR weights out: per layer a LayerNorm + Linear head and grouping.
 
-    def __init__(self, layer_shapes: list[tuple[int, int]], dim: int, groups: int):
+    `single_vector`: the baseline the paper argues against: one weight token, whose output
+    vector every layer's head decodes into that layer's modulation (G = 1 per layer).
+    """
+
+    def __init__(
+        self, layer_shapes: list[tuple[int, int]], dim: int, groups: int, single_vector=False
+    ):
         super().__init__()
+        self.single_vector = single_vector
+        if single_vector:
+            groups = 1
         self.group_counts = [min(groups, fan_out) for _, fan_out in layer_shapes]
-        self.weight_tokens = nn.Parameter(torch.randn(sum(self.group_counts), dim))
+        token_count = 1 if single_vector else sum(self.group_counts)
+        self.weight_tokens = nn.Parameter(torch.randn(token_count, dim))
         self.base_weights = nn.ParameterList(
             nn.Parameter(init_layer(fan_in, fan_out)) for fan_in, fan_out in layer_shapes
         )
@@ -45,13 +55,17 @@ class HyperNetwork(nn.Module):
 
     @property
     def weight_token_count(self) -> int:
-        return sum(self.group_counts)
+        return self.weight_tokens.shape[0]
 
     def forward(self, weight_token_outputs: torch.Tensor) -> INRWeights:
         """Encoder outputs at the weight tokens (B, T, dim) -> per layer (B, in + 1, out)."""
         weights = []
+        if self.single_vector:
+            per_layer = [weight_token_outputs] * len(self.heads)  # one vector for every layer
+        else:
+            per_layer = weight_token_outputs.split(self.group_counts, dim=1)
         for tokens, head, base in zip(
-            weight_token_outputs.split(self.group_counts, dim=1),
+            per_layer,
             self.heads,
             self.base_weights,
             strict=True,

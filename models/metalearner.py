@@ -32,7 +32,12 @@ class TransInr(nn.Module):
         self.transformer = TransformerEncoder(
             config.dim, config.depth, config.heads, config.head_dim, config.ff_dim
         )
-        self.hypernetwork = HyperNetwork(config.inr.layer_shapes(), config.dim, config.groups)
+        self.hypernetwork = HyperNetwork(
+            config.inr.layer_shapes(),
+            config.dim,
+            config.groups,
+            single_vector=config.method == "single-vector",
+        )
 
     def forward(self, observations: torch.Tensor) -> INRWeights:
         """Images (B, 3, S, S), or views (B, N, 9, S, S) for NeRF -> INR weights."""
@@ -42,8 +47,21 @@ class TransInr(nn.Module):
         return self.hypernetwork(tokens[:, -self.hypernetwork.weight_token_count :])
 
 
-def parameter_breakdown(model: TransInr) -> dict[str, int]:
+def build_meta_learner(config: ModelConfig) -> nn.Module:
+    """The meta-learner of `config.method`: Trans-INR (also the single-vector baseline) or
+    Learned Init; each maps observations to per-sample INR weights."""
+    if config.method == "learned-init":
+        from models.baselines import LearnedInit
+
+        return LearnedInit(config)
+    return TransInr(config)
+
+
+def parameter_breakdown(model: nn.Module) -> dict[str, int]:
     """Trainable parameters per part, as in paper-configs.md, plus the total."""
+    if not isinstance(model, TransInr):
+        total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return {"INR initialisation": total, "total": total}
     hyper = model.hypernetwork
     parts = {
         "tokenizer": model.tokenizer,

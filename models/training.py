@@ -21,7 +21,7 @@ from models.config import ModelConfig
 from models.data import EpochSampler
 from models.distributed import Distributed
 from models.errors import TransInrError
-from models.metalearner import TransInr
+from models.metalearner import build_meta_learner
 from models.objectives import ImageObjective, NerfObjective
 from models.safetensors_io import atomic_write
 
@@ -36,6 +36,7 @@ class TrainConfig:
     lr: float = 1e-4
     lr_decay_at: float = 0.8  # lr x0.1 from this fraction of the steps on
     warmup_steps: int = 0
+    budget_minutes: float = 0.0  # > 0: stop after this much training time (validation excluded)
     seed: int = 0
     val_every: int = 500
     val_images: int = 256
@@ -79,9 +80,12 @@ class TrainResult:
     data_wait: float = 0.0  # fraction of the training time spent waiting for data
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """Step-wise schedule: optional linear warm-up, then x0.1 from `lr_decay_at` of the run."""
+def learning_rate(config: TrainConfig, step: int, total_steps: int, seconds: float = 0.0) -> float:
+    """Step-wise schedule: optional linear warm-up, then x0.1 from `lr_decay_at` of the run
+    (of its steps, or of its time budget when it has one)."""
     lr = config.lr
+    if config.budget_minutes > 0:
+        return lr * (0.1 if seconds >= config.lr_decay_at * config.budget_minutes * 60 else 1.0)
     if config.warmup_steps and step < config.warmup_steps:
         lr *= (step + 1) / config.warmup_steps
     if step >= config.lr_decay_at * total_steps:
@@ -118,8 +122,11 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 
 
 def total_steps(config: TrainConfig, train_size: int) -> int:
+    """--steps; else a time budget runs until spent; else --epochs of the training set."""
     if config.steps:
         return config.steps
+    if config.budget_minutes > 0:
+        return 10**9
     return max(1, math.ceil(config.epochs * train_size / config.batch_size))
 
 
@@ -154,7 +161,7 @@ def train(
             for stale in run_dir.glob(pattern):
                 stale.unlink(missing_ok=True)
     torch.manual_seed(train_config.seed)
-    model = TransInr(model_config).to(device)
+    model = build_meta_learner(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr, fused=True)
     state = {"step": 0, "best_val_psnr": -math.inf, "history": [], "seconds": 0.0}
     if resume is not None:
@@ -242,12 +249,20 @@ def train(
     last_write = time.monotonic()
     batches = iter(loader)
     waited = 0.0
-    while state["step"] < steps:
+
+    def out_of_time() -> bool:
+        spent = 0 < train_config.budget_minutes * 60 <= state["seconds"]
+        if ctx.enabled:  # every rank stops at the same step
+            spent = bool(ctx.all_reduce_sum(torch.tensor([float(spent)]))[0] > 0)
+        return spent
+
+    done = out_of_time()
+    while state["step"] < steps and not done:
         step = state["step"]
         batch = next(batches)
         wait = time.perf_counter() - last_time
         epoch = step * train_config.batch_size / len(train_set)
-        lr = learning_rate(train_config, step, steps)
+        lr = learning_rate(train_config, step, steps, state["seconds"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(device, train_config.precision):
@@ -288,10 +303,12 @@ def train(
             data_wait=wait / max(now - last_time, 1e-9),
         )
         last_time = now
-        done = state["step"] == steps
+        done = state["step"] == steps or out_of_time()
         if state["step"] % train_config.val_every == 0 or done:
             last_val = validate()
-            state["history"].append({"step": state["step"], "val_psnr": last_val})
+            state["history"].append(
+                {"step": state["step"], "val_psnr": last_val, "seconds": round(state["seconds"], 1)}
+            )
             progress.val_psnr = last_val
             if last_val > state["best_val_psnr"]:
                 state["best_val_psnr"] = last_val
@@ -322,7 +339,7 @@ def train(
         best_val_psnr=state["best_val_psnr"],
         seconds=seconds,
         history=state["history"],
-        interrupted=state["step"] < steps,
+        interrupted=state["step"] < steps and not done,
         data_wait=waited / max(seconds, 1e-9),
     )
 
@@ -335,7 +352,7 @@ RECIPES: dict[str, dict[str, dict]] = {
     "image": {
         "celeba": {"epochs": 30.0, "batch_size": 16, "lr": 1e-4},
         "imagenette": {"epochs": 400.0, "batch_size": 16, "lr": 1e-4},
-        "celeba89": {"epochs": 30.0, "batch_size": 16, "lr": 3e-4, "warmup_steps": 100},
+        "celeba89": {"epochs": 30.0, "batch_size": 16, "lr": 1e-3, "warmup_steps": 100},
         "tiny": {"epochs": 1.0, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30},
     },
     "nerf": {

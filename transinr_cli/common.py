@@ -69,6 +69,12 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Method(str, Enum):
+    trans_inr = "trans-inr"
+    learned_init = "learned-init"
+    single_vector = "single-vector"
+
+
 class Dtype(str, Enum):
     float32 = "float32"
     float16 = "float16"
@@ -124,11 +130,28 @@ def progress_bar(quiet: bool, *fields: str) -> Progress:
     return Progress(*columns, console=Console(stderr=True), disable=quiet, transient=False)
 
 
-def load_model(model_path: Path | None, device: torch.device):
+def load_model(
+    model_path: Path | None, device: torch.device, default_task: str | None = None, quiet=False
+):
+    """A checkpoint and its model; without a path, the bundled default of `default_task`."""
     from models.checkpoint import load_checkpoint
 
     if model_path is None:
-        raise typer.BadParameter("give --model: a checkpoint or run folder from `transinr train`")
+        if default_task is None:
+            raise typer.BadParameter(
+                "give --model: a checkpoint or run folder from `transinr train`"
+            )
+        from models.bundle import default_model
+
+        card = default_model(default_task)
+        model_path = card.path
+        if not quiet:
+            error_console.print(
+                f"using the bundled {default_task} model {card.name} ({model_path}); "
+                "--model picks another",
+                markup=False,
+                highlight=False,
+            )
     checkpoint = load_checkpoint(model_path)
     model = checkpoint.build_model(device).eval()
     return checkpoint, model

@@ -18,6 +18,7 @@ from transinr_cli.common import (
     Device,
     DeviceOption,
     JsonOption,
+    Method,
     Precision,
     QuietOption,
     Task,
@@ -33,24 +34,36 @@ PAPER_NERF_PRESETS = ("chairs", "cars", "lamps", "chairs-2view", "cars-2view", "
 
 def print_summary(config, as_json: bool) -> None:
     """The --dry-run output: parameters per part and in total."""
-    from models.metalearner import TransInr, parameter_breakdown
+    from models.metalearner import build_meta_learner, parameter_breakdown
 
-    counts = parameter_breakdown(TransInr(config))
+    counts = parameter_breakdown(build_meta_learner(config))
     if as_json:
         summary = {"preset": config.preset, "task": config.task, "parameters": counts}
         print(json.dumps({**summary, "config": json.loads(config.to_json())}))
         return
-    table = Table(title=f"Trans-INR preset '{config.preset}' (task {config.task})")
+    names = {
+        "trans-inr": "Trans-INR",
+        "learned-init": "Learned Init",
+        "single-vector": "Single vector",
+    }
+    table = Table(title=f"{names[config.method]} preset '{config.preset}' (task {config.task})")
     table.add_column("part")
     table.add_column("parameters", justify="right")
     for name, count in counts.items():
         table.add_row(name, f"{count:,}")
     console.print(table)
     per = " per view" if config.task == "nerf" else ""
-    console.print(
-        f"tokens: {config.data_token_count} data{per} + {sum(config.group_counts())} weight; "
-        f"INR layers {config.inr.layer_shapes()}"
-    )
+    if config.method == "learned-init":
+        console.print(
+            f"{config.inner_steps} inner SGD steps of lr {config.inner_lr}"
+            f"{' (first order)' if config.first_order else ''}; "
+            f"INR layers {config.inr.layer_shapes()}"
+        )
+    else:
+        console.print(
+            f"tokens: {config.data_token_count} data{per} + {config.weight_token_count} weight; "
+            f"INR layers {config.inr.layer_shapes()}"
+        )
     console.print(f"total parameters: {counts['total']:,}")
 
 
@@ -99,12 +112,35 @@ def train(
         float | None, typer.Option(help="Epochs (default: the preset's recipe).")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Steps; overrides --epochs.")] = None,
+    minutes: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Time budget: stop after this much training time (validation excluded); "
+            "the lr drops x0.1 at 80% of it; overrides --epochs, --steps still caps.",
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None, typer.Option(min=1, help="Images (or objects) per step.")
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
     warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear lr warm-up.")] = None,
     groups: Annotated[int | None, typer.Option(help="Weight groups G per INR layer.")] = None,
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="trans-inr; or a baseline: learned-init (MAML) or single-vector (one latent)."
+        ),
+    ] = Method.trans_inr,
+    inner_steps: Annotated[
+        int | None, typer.Option(min=1, max=100, help="learned-init: inner SGD steps (default 2).")
+    ] = None,
+    inner_lr: Annotated[
+        float | None, typer.Option(min=0, help="learned-init: inner SGD lr (default 1.0).")
+    ] = None,
+    first_order: Annotated[
+        bool, typer.Option(help="learned-init: first-order MAML (no second derivatives).")
+    ] = False,
     support_views: Annotated[
         int | None, typer.Option(min=1, help="NeRF: support views per object.")
     ] = None,
@@ -165,7 +201,12 @@ def train(
             )
         config = checkpoint.config
         saved = dict(checkpoint.train_state.get("train_config", {}))
-        overrides = {"steps": steps, "epochs": epochs, "lr": lr}  # e.g. a lower lr after divergence
+        overrides = {
+            "steps": steps,
+            "epochs": epochs,
+            "lr": lr,
+            "budget_minutes": minutes,
+        }  # e.g. a lower lr after divergence
         saved.update({k: v for k, v in overrides.items() if v})
         train_config = recipe(config.preset, config.task, **saved)
     else:
@@ -174,12 +215,21 @@ def train(
                 preset = category.value
             else:
                 preset = "imagenette" if dataset == Dataset.imagenette else "celeba"
-        config = preset_config(preset, task.value, groups=groups)
+        config = preset_config(
+            preset,
+            task.value,
+            groups=groups,
+            method=method.value,
+            inner_steps=inner_steps,
+            inner_lr=inner_lr,
+            first_order=first_order or None,
+        )
         train_config = recipe(
             preset,
             task.value,
             steps=steps,
             epochs=epochs,
+            budget_minutes=minutes,
             batch_size=batch_size,
             lr=lr,
             warmup_steps=warmup_steps,
@@ -254,7 +304,7 @@ def train(
         with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
             task_id = bar.add_task(
                 "train",
-                total=steps_total,
+                total=steps_total if steps_total < 10**9 else None,  # None: a time budget
                 completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
                 **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
             )
