@@ -42,6 +42,14 @@ class Attention(nn.Module):
             mixed = naive_attention(query, key, value)[0]
         return self.to_out(mixed.transpose(1, 2).reshape(batch, count, -1))
 
+    def forward_with_attention(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward through `naive_attention`; also returns the attention (B, heads, N, N)."""
+        batch, count, _ = tokens.shape
+        qkv = self.to_qkv(tokens).view(batch, count, 3, self.heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, head_dim)
+        mixed, attention = naive_attention(query, key, value)
+        return self.to_out(mixed.transpose(1, 2).reshape(batch, count, -1)), attention
+
 
 class FeedForward(nn.Sequential):
     """Linear(dim -> ff_dim), GELU, Linear(ff_dim -> dim)."""
@@ -64,6 +72,12 @@ class Block(nn.Module):
         tokens = tokens + self.attention(self.attention_norm(tokens))
         return tokens + self.ff(self.ff_norm(tokens))
 
+    def forward_with_attention(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward, plus this block's attention probabilities (B, heads, N, N)."""
+        mixed, attention = self.attention.forward_with_attention(self.attention_norm(tokens))
+        tokens = tokens + mixed
+        return tokens + self.ff(self.ff_norm(tokens)), attention
+
 
 class TransformerEncoder(nn.Module):
     """A stack of `depth` pre-norm blocks with no final LayerNorm."""
@@ -81,3 +95,13 @@ class TransformerEncoder(nn.Module):
         for block in self.blocks:
             tokens = block(tokens)
         return tokens
+
+    def forward_with_last_attention(
+        self, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, N, dim) -> forward's output (B, N, dim) and the last block's attention
+        probabilities (B, heads, N, N), that block computed with `naive_attention`."""
+        *leading, last = self.blocks
+        for block in leading:
+            tokens = block(tokens)
+        return last.forward_with_attention(tokens)

@@ -1,0 +1,80 @@
+"""`transinr attention`: where each INR layer's weight tokens attend in an image (Fig. 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from models.errors import TransInrError
+from transinr_cli.common import (
+    Device,
+    DeviceOption,
+    Fit,
+    JsonOption,
+    MaxPixelsOption,
+    OverwriteOption,
+    QuietOption,
+    check_output,
+    check_size,
+    console,
+    ensure_parent,
+    handle_errors,
+    load_model,
+)
+
+
+@handle_errors
+def attention(
+    image: Annotated[Path, typer.Argument(help="An image file.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output figure, a .png file.")],
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Image checkpoint or run folder (default: the bundled image model)."),
+    ] = None,
+    tokens: Annotated[
+        int, typer.Option(min=1, help="Weight tokens shown per INR layer (most focused first).")
+    ] = 3,
+    fit: Annotated[Fit, typer.Option(help="Fit the image to the model's square input.")] = Fit.crop,
+    cell: Annotated[int, typer.Option(min=1, help="Size of each figure cell in pixels.")] = 178,
+    max_pixels: MaxPixelsOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = Device.auto,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Draw the last-layer attention of each INR layer's weight tokens on an image (Fig. 7)."""
+    from models.attention_maps import attention_map_figure, check_attention_model
+    from models.images import encode_png, fit_image, load_image
+    from models.safetensors_io import atomic_write
+    from models.training import resolve_device
+
+    if out.suffix.lower() != ".png":
+        raise TransInrError(f"the figure is written as PNG; name the output .png, not '{out.name}'")
+    check_output(out, overwrite)
+    torch_device = resolve_device(device.value)
+    checkpoint, meta_learner = load_model(model, torch_device, "image", quiet or as_json)
+    config = checkpoint.config
+    if config.task != "image":
+        raise TransInrError(
+            f"model {checkpoint.model_id} is a {config.task} model; attention maps need an "
+            "image model (--model)"
+        )
+    check_attention_model(meta_learner)
+    layers = len(meta_learner.hypernetwork.group_counts)
+    check_size("the figure width", (1 + tokens) * cell)
+    check_size("the figure height", layers * cell)
+    fitted, _ = fit_image(load_image(image, max_pixels), config.image_size, fit.value)
+    figure, chosen = attention_map_figure(meta_learner, fitted, tokens, cell)
+    ensure_parent(out)
+    atomic_write(out, encode_png(figure))
+    if as_json:
+        print(json.dumps({"output": str(out), "layers": layers, "tokens": chosen}))
+    elif not quiet:
+        height, width = figure.shape[:2]
+        console.print(
+            f"{image} -> {out}  {width}x{height}  {layers} INR layers, "
+            f"{tokens} weight tokens each (most focused)"
+        )
