@@ -9,11 +9,14 @@ import typer
 from typer.core import TyperGroup
 
 from models import __version__
+from transinr_cli.attention import attention
 from transinr_cli.common import console, error_console
 from transinr_cli.data import data_app
 from transinr_cli.encode import encode
 from transinr_cli.evaluate import evaluate
+from transinr_cli.fit import fit
 from transinr_cli.info import info
+from transinr_cli.models_cmd import models_app
 from transinr_cli.refine import refine
 from transinr_cli.render import render
 from transinr_cli.train import train
@@ -55,9 +58,12 @@ app.command()(train)
 app.command()(encode)
 app.command()(render)
 app.command()(refine)
+app.command()(fit)
 app.command("eval")(evaluate)
 app.command()(info)
+app.command()(attention)
 app.add_typer(data_app, name="data")
+app.add_typer(models_app, name="models")
 
 
 @app.callback(invoke_without_command=True)

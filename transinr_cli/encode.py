@@ -40,7 +40,10 @@ def encode(
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="OUT.inr, or a folder for several inputs.")
     ] = None,
-    model: Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint or run folder (default: the bundled model of the task)."),
+    ] = None,
     views: Annotated[
         str | None, typer.Option(help="Views: which views to use, e.g. 0,7 (default 0).")
     ] = None,
@@ -64,7 +67,9 @@ def encode(
     if not view_inputs and view_indices is not None:
         raise TransInrError("--views chooses views of an object folder; images take no --views")
     torch_device = resolve_device(device.value)
-    checkpoint, meta_learner = load_model(model, torch_device)
+    checkpoint, meta_learner = load_model(
+        model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
+    )
     several = len(inputs) > 1
     names = [path.parent if path.suffix == ".json" else path for path in inputs]
     targets = [output_path(out, name, ".inr", several) for name in names]
