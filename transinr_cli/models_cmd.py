@@ -78,20 +78,26 @@ def models(
         table.add_column(column)
     for card in cards:
         evaluation, training = card.evaluation, card.training
-        refined = evaluation.get("refine_psnr")
+        refine = evaluation.get("refine", evaluation)  # image cards score refinement apart
+        refined, refine_steps = refine.get("psnr_refined"), refine.get("refine_steps")
         table.add_row(
             card.name + (" (default)" if card.name in defaults else ""),
             card.task,
             card.preset,
             f"{card.parameters:,}",
             f"{evaluation.get('psnr', float('nan')):.2f} dB",
-            f"{refined:.2f} dB ({evaluation.get('refine_steps')} steps)" if refined else "-",
+            (
+                f"{refine['psnr']:.2f} -> {refined:.2f} dB ({refine_steps} steps, "
+                f"{refine.get('images') or refine.get('objects')} items)"
+            )
+            if refined
+            else "-",
             f"{training.get('steps')} steps, {training.get('wall_seconds', 0) / 3600:.1f} h",
         )
     console.print(table if cards else f"no bundled models in {bundled_dir()}")
     for card in cards:
         console.print(
-            f"[bold]{card.name}[/bold]: {card.evaluation.get('data', '')}", highlight=False
+            f"[bold]{card.name}[/bold]: trained on {card.training.get('data')}", highlight=False
         )
         console.print(f"  train: {card.training.get('command')}", markup=False, highlight=False)
         console.print(f"  eval:  {card.evaluation.get('command')}", markup=False, highlight=False)

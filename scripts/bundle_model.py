@@ -1,0 +1,117 @@
+"""Bundle a trained checkpoint as a default model: a slim float16 copy in assets/models plus its
+JSON model card, with every figure on the card printed by the command written beside it.
+
+    python scripts/bundle_model.py --checkpoint runs/image-celeba89/best.safetensors \
+        --name image-celeba89 --train-command "transinr train ..." \
+        --data-description "celeba-89 train split (8,000 images)" \
+        --eval "transinr eval --data ../shared/data/celeba-89 --json" \
+        --refine-eval "transinr eval ... --refine-steps 100 --limit 200 --json" \
+        --example "transinr encode assets/examples/astronaut.jpg -o {tmp}/a.inr --json"
+
+Each eval / example command gets `--model assets/models/NAME.safetensors` appended and is run
+here; its JSON output goes on the card. `{tmp}` is a scratch folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from models.bundle import ModelCard, bundled_dir, export_model  # noqa: E402
+from models.safetensors_io import atomic_write  # noqa: E402
+
+
+def hardware() -> str:
+    """This machine, in words: CPU model and core count (and the GPU when there is one)."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name()}"
+    return text
+
+
+def run_json(command: str, model: Path, scratch: str) -> dict:
+    """Run a transinr command with --model appended; its last stdout line is its JSON."""
+    line = command.replace("{tmp}", scratch) + f" --model {shlex.quote(str(model))}"
+    transinr = Path(sys.executable).with_name("transinr")
+    argv = [os.path.expanduser(arg) for arg in shlex.split(line)]
+    if argv[0] == "transinr":
+        argv[0] = str(transinr)
+    print(f"+ {line}", file=sys.stderr, flush=True)
+    output = subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1].replace(f"{scratch}/", ""))
+    return {"command": command.replace("{tmp}/", "") + f" --model {model}", **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--train-command", required=True)
+    parser.add_argument("--data-description", required=True)
+    parser.add_argument("--hardware", default=None, help="default: this machine")
+    parser.add_argument("--eval", required=True, help="eval command without --model")
+    parser.add_argument("--refine-eval", default=None, help="eval command with --refine-steps")
+    parser.add_argument("--example", required=True, help="encode command of the example input")
+    args = parser.parse_args()
+
+    folder = bundled_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{args.name}.safetensors"
+    exported = export_model(args.checkpoint, target)
+    relative = target.relative_to(ROOT)
+    state = exported["train_state"]
+    with tempfile.TemporaryDirectory() as scratch:
+        evaluation = run_json(args.eval, relative, scratch)
+        refined = run_json(args.refine_eval, relative, scratch) if args.refine_eval else None
+        example = run_json(args.example, relative, scratch)
+    if refined is not None:
+        evaluation["refine"] = refined
+    card = ModelCard(
+        name=args.name,
+        task=exported["task"],
+        file=target.name,
+        sha256=exported["sha256"],
+        preset=exported["preset"],
+        parameters=exported["parameters"],
+        training={
+            "data": args.data_description,
+            "steps": state.get("step"),
+            "wall_seconds": round(state.get("seconds", 0.0)),
+            "best_val_psnr": state.get("best_val_psnr"),
+            "hardware": args.hardware or hardware(),
+            "command": args.train_command,
+        },
+        evaluation=evaluation,
+        example=example,
+        curve=[
+            {"step": entry["step"], "val_psnr": round(entry["val_psnr"], 2)}
+            for entry in state.get("history", [])
+            if entry.get("val_psnr") is not None
+        ],
+    )
+    atomic_write(folder / f"{args.name}.json", card.to_json().encode())
+    print(card.to_json())
+
+
+if __name__ == "__main__":
+    main()
