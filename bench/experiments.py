@@ -61,7 +61,7 @@ class Runner:
         completed = subprocess.run(
             [self.transinr, *argv], cwd=ROOT, capture_output=True, text=True, check=False
         )
-        if completed.returncode != 0:
+        if completed.returncode != 0 or not completed.stdout.strip():
             raise SystemExit(f"failed ({completed.returncode}): {shown}\n{completed.stderr}")
         result = json.loads(completed.stdout.strip().splitlines()[-1])
         self.commands.append({"command": shown, "seconds": round(time.perf_counter() - started, 1)})
@@ -142,8 +142,10 @@ def speed(run: Runner, images: int) -> dict:
     from models.fitting import fit_image
     from models.refinement import observed_psnr
 
-    trans_inr = load_checkpoint(run.out / "runs" / "t1-trans-inr" / "best.safetensors")
-    learned = load_checkpoint(run.out / "runs" / "t1-learned-init" / "best.safetensors")
+    runs = [run.out / "runs" / f"t1-{method}" for method in ("trans-inr", "learned-init")]
+    if not all((path / "best.safetensors").is_file() for path in runs):
+        raise SystemExit("the speed section uses table1's models: run --only table1 first")
+    trans_inr, learned = (load_checkpoint(path / "best.safetensors") for path in runs)
     size = trans_inr.config.image_size
     if run.quick:
         dataset = ImageDataset("folder", ROOT / "assets" / "examples" / "photos", "test", size)
@@ -169,7 +171,8 @@ def speed(run: Runner, images: int) -> dict:
         def on_step(step: int, mse: float, target=target, reached=reached) -> None:
             psnr = -10 * math.log10(max(mse, 1e-12))
             if psnr >= target:
-                reached.update(step=step + 1, psnr=psnr)
+                # `mse` is the loss before update `step` (1-based): step - 1 updates reached it
+                reached.update(step=step - 1, psnr=psnr)
                 raise FitReached
 
         started = time.perf_counter()
@@ -260,7 +263,7 @@ def plot(out: Path) -> list[str]:
     return sorted(curves)
 
 
-def markdown(results: dict, budgets: dict, commands: list[dict]) -> str:
+def markdown(results: dict, budgets: dict, commands: dict[str, list[dict]]) -> str:
     lines = ["# Experiments at small scale", ""]
     lines.append(f"Budgets: {json.dumps(budgets)}. Hardware: {os.cpu_count()} CPU cores.")
     if "table1" in results:
@@ -295,7 +298,9 @@ def markdown(results: dict, budgets: dict, commands: list[dict]) -> str:
             f"(matched on {speed_rows['fit']['matched']} of {speed_rows['images']}): "
             f"{speed_rows['fit_over_encode']:.0f} times the encode time."
         )
-    lines += ["", "## Commands", ""] + [f"- `{c['command']}` ({c['seconds']} s)" for c in commands]
+    lines += ["", "## Commands", ""]
+    for section, section_commands in commands.items():
+        lines += [f"- {section}: `{c['command']}` ({c['seconds']} s)" for c in section_commands]
     return "\n".join(lines) + "\n"
 
 
@@ -331,8 +336,7 @@ def main() -> None:
             raise SystemExit(f"unknown section {section!r}; choose from {', '.join(steps)}")
         results[section] = steps[section]()
         results.setdefault("budgets", {}).update(budgets)
-        results.setdefault("commands", [])
-        results["commands"] += run.commands
+        results.setdefault("commands", {})[section] = run.commands  # this run's, per section
         run.commands = []
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         (args.out / "results.md").write_text(

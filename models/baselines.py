@@ -39,7 +39,8 @@ class LearnedInit(nn.Module):
         if config.task == "nerf":
             # (B, N, 9, S, S): colour, ray origin, ray direction per pixel of the support views
             pixels = observations.movedim(2, -1).reshape(len(observations), -1, 9)  # (B, N*S*S, 9)
-            generator = torch.Generator().manual_seed(step)
+            # Training draws fresh rays (the global RNG, checkpointed); eval is repeatable.
+            generator = None if self.training else torch.Generator().manual_seed(step)
             pick = torch.randint(pixels.shape[1], (INNER_RAYS,), generator=generator)
             rays = pixels[:, pick.to(pixels.device)]  # (B, R, 9)
             prediction = render_rays(

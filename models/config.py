@@ -179,6 +179,10 @@ class ModelConfig:
             raise TransInrError(
                 f"unknown --method '{self.method}'; choose one of: {', '.join(METHODS)}"
             )
+        if not 1 <= self.inner_steps <= 100:
+            raise TransInrError(f"--inner-steps {self.inner_steps} is out of range; use 1 to 100")
+        if not 0 < self.inner_lr <= 1e3:  # also rejects NaN
+            raise TransInrError(f"--inner-lr {self.inner_lr} is out of range; use (0, 1000]")
         return self
 
     def to_json(self) -> str:

@@ -38,6 +38,12 @@ class Distributed:
             dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values
 
+    def all_reduce_max(self, values: torch.Tensor) -> torch.Tensor:
+        """Maximum of a small tensor over the ranks (in place; returned for convenience)."""
+        if self.enabled:
+            dist.all_reduce(values, op=dist.ReduceOp.MAX)
+        return values
+
     def barrier(self) -> None:
         if self.enabled:
             dist.barrier()
@@ -59,7 +65,10 @@ def from_environment(device: torch.device) -> tuple[Distributed, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         try:
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # The loop's small bookkeeping all-reduces use CPU tensors: gloo carries those,
+            # NCCL the gradients on the GPU.
+            backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
         except (RuntimeError, ValueError) as error:
             raise TransInrError(
                 f"cannot join the torchrun process group ({error}); check --rdzv-endpoint"

@@ -84,13 +84,13 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, seconds: flo
     """Step-wise schedule: optional linear warm-up, then x0.1 from `lr_decay_at` of the run
     (of its steps, or of its time budget when it has one)."""
     lr = config.lr
-    if config.budget_minutes > 0:
-        return lr * (0.1 if seconds >= config.lr_decay_at * config.budget_minutes * 60 else 1.0)
     if config.warmup_steps and step < config.warmup_steps:
         lr *= (step + 1) / config.warmup_steps
-    if step >= config.lr_decay_at * total_steps:
-        lr *= 0.1
-    return lr
+    if config.budget_minutes > 0:
+        decayed = seconds >= config.lr_decay_at * config.budget_minutes * 60
+    else:
+        decayed = step >= config.lr_decay_at * total_steps
+    return lr * 0.1 if decayed else lr
 
 
 def resolve_device(name: str) -> torch.device:
@@ -250,11 +250,17 @@ def train(
     batches = iter(loader)
     waited = 0.0
 
+    agreed = {"seconds": state["seconds"]}  # training time all ranks agree on (their maximum)
+
     def out_of_time() -> bool:
-        spent = 0 < train_config.budget_minutes * 60 <= state["seconds"]
-        if ctx.enabled:  # every rank stops at the same step
-            spent = bool(ctx.all_reduce_sum(torch.tensor([float(spent)]))[0] > 0)
-        return spent
+        """Is the time budget spent? Also agrees the seconds that the lr schedule reads."""
+        if train_config.budget_minutes <= 0:
+            return False
+        seconds = torch.tensor([state["seconds"]], dtype=torch.float64)
+        if ctx.enabled:  # ranks' clocks drift: every rank must decay and stop at the same step
+            seconds = ctx.all_reduce_max(seconds)
+        agreed["seconds"] = seconds.item()
+        return agreed["seconds"] >= train_config.budget_minutes * 60
 
     done = out_of_time()
     while state["step"] < steps and not done:
@@ -262,7 +268,7 @@ def train(
         batch = next(batches)
         wait = time.perf_counter() - last_time
         epoch = step * train_config.batch_size / len(train_set)
-        lr = learning_rate(train_config, step, steps, state["seconds"])
+        lr = learning_rate(train_config, step, steps, agreed["seconds"])
         for group in optimizer.param_groups:
             group["lr"] = lr
         with autocast(device, train_config.precision):

@@ -49,17 +49,20 @@ def hardware() -> str:
     return text
 
 
-def run_json(command: str, model: Path, scratch: str) -> dict:
-    """Run a transinr command with --model appended; its last stdout line is its JSON."""
+def run_json(command: str, model: Path, shown_model: Path, scratch: str) -> dict:
+    """Run a transinr command with --model appended; its last stdout line is its JSON. The card
+    records the command with the model's final path, `shown_model`."""
     line = command.replace("{tmp}", scratch) + f" --model {shlex.quote(str(model))}"
     transinr = Path(sys.executable).with_name("transinr")
     argv = [os.path.expanduser(arg) for arg in shlex.split(line)]
     if argv[0] == "transinr":
         argv[0] = str(transinr)
     print(f"+ {line}", file=sys.stderr, flush=True)
-    output = subprocess.run(argv, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    result = json.loads(output.strip().splitlines()[-1].replace(f"{scratch}/", ""))
-    return {"command": command.replace("{tmp}/", "") + f" --model {model}", **result}
+    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if completed.returncode != 0 or not completed.stdout.strip():
+        raise SystemExit(f"failed ({completed.returncode}): {line}\n{completed.stderr}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1].replace(f"{scratch}/", ""))
+    return {"command": command.replace("{tmp}/", "") + f" --model {shown_model}", **result}
 
 
 def main() -> None:
@@ -77,13 +80,18 @@ def main() -> None:
     folder = bundled_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{args.name}.safetensors"
-    exported = export_model(args.checkpoint, target)
     relative = target.relative_to(ROOT)
-    state = exported["train_state"]
+    # Stage the weights and run every command on them; assets/ changes only if all succeed.
     with tempfile.TemporaryDirectory() as scratch:
-        evaluation = run_json(args.eval, relative, scratch)
-        refined = run_json(args.refine_eval, relative, scratch) if args.refine_eval else None
-        example = run_json(args.example, relative, scratch)
+        staged = Path(scratch) / target.name
+        exported = export_model(args.checkpoint, staged)
+        evaluation = run_json(args.eval, staged, relative, scratch)
+        refined = None
+        if args.refine_eval:
+            refined = run_json(args.refine_eval, staged, relative, scratch)
+        example = run_json(args.example, staged, relative, scratch)
+        atomic_write(target, staged.read_bytes())
+    state = exported["train_state"]
     if refined is not None:
         evaluation["refine"] = refined
     card = ModelCard(

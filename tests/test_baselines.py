@@ -178,3 +178,43 @@ def test_time_budget_schedule_and_stop(tmp_path, image_folder):
     history = load_checkpoint(run / "last.safetensors").train_state["history"]
     assert result["steps"] > 1 and history[-1]["step"] == result["steps"]
     assert 1.2 <= history[-1]["seconds"] < 5.0  # stopped once 1.2 s of training were spent
+
+
+def test_budget_keeps_warmup_and_resume_with_steps_replaces_the_budget(tmp_path, image_folder):
+    from models.training import TrainConfig, learning_rate
+
+    config = TrainConfig(lr=1.0, warmup_steps=10, budget_minutes=1.0)
+    assert learning_rate(config, 0, 10**9, seconds=0.0) == pytest.approx(0.1)  # warm-up first
+    assert learning_rate(config, 50, 10**9, seconds=50.0) == pytest.approx(0.1)  # then decay
+    run = tmp_path / "budget"
+    common = ("--batch-size", "4", "--workers", "0", "--val-every", "1000", "--json", "--quiet")
+    first = json_of(
+        invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
+               "--minutes", "0.005", "--out", run, *common)
+    )  # fmt: skip
+    resumed = json_of(
+        invoke("train", "--out", run, "--resume", "--steps", first["steps"] + 3, *common)
+    )
+    assert resumed["steps"] == first["steps"] + 3
+
+
+def test_options_that_would_be_ignored_are_refused(tmp_path, tiny_run):
+    assert_fails(
+        invoke("train", "--preset", "tiny", "--inner-steps", "3", "--dry-run"), "learned-init"
+    )
+    assert_fails(
+        invoke(
+            "train", "--preset", "tiny", "--method", "learned-init", "--groups", "4", "--dry-run"
+        ),
+        "groups",
+    )
+    assert_fails(
+        invoke(
+            "train", "--preset", "tiny", "--method", "learned-init", "--inner-lr", "0", "--dry-run"
+        ),
+        "inner-lr",
+    )
+    assert_fails(
+        invoke("train", "--out", tiny_run, "--resume", "--method", "single-vector"),
+        "fixed by the checkpoint",
+    )

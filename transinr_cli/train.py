@@ -207,14 +207,28 @@ def train(
             "lr": lr,
             "budget_minutes": minutes,
         }  # e.g. a lower lr after divergence
-        saved.update({k: v for k, v in overrides.items() if v})
+        saved.update({k: v for k, v in overrides.items() if v is not None})
+        if (steps or epochs) and minutes is None:
+            saved["budget_minutes"] = 0.0  # a new length in steps replaces a time budget
         train_config = recipe(config.preset, config.task, **saved)
+        if method != Method.trans_inr or inner_steps or inner_lr or first_order or groups:
+            raise TransInrError(
+                "--method, --groups and --inner-* are fixed by the checkpoint being resumed; "
+                "drop them"
+            )
     else:
         if preset is None:
             if task == Task.nerf:
                 preset = category.value
             else:
                 preset = "imagenette" if dataset == Dataset.imagenette else "celeba"
+        if method != Method.learned_init and (inner_steps or inner_lr or first_order):
+            raise TransInrError(
+                f"--inner-steps, --inner-lr and --first-order are for --method learned-init, "
+                f"not {method.value}; drop them"
+            )
+        if method == Method.learned_init and groups is not None:
+            raise TransInrError("--groups is for Transformer methods; learned-init has no groups")
         config = preset_config(
             preset,
             task.value,
