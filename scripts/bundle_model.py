@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--train-command", required=True)
     parser.add_argument("--data-description", required=True)
     parser.add_argument("--hardware", default=None, help="default: this machine")
+    parser.add_argument("--training-note", default="", help="e.g. how the run was resumed")
     parser.add_argument("--eval", required=True, help="eval command without --model")
     parser.add_argument("--refine-eval", default=None, help="eval command with --refine-steps")
     parser.add_argument("--example", required=True, help="encode command of the example input")
@@ -108,6 +109,7 @@ def main() -> None:
             "best_val_psnr": state.get("best_val_psnr"),
             "hardware": args.hardware or hardware(),
             "command": args.train_command,
+            **({"note": args.training_note} if args.training_note else {}),
         },
         evaluation=evaluation,
         example=example,
