@@ -62,13 +62,8 @@ def encode_image_file(
     mask = content_mask(size, fit_info.content_box)
     score = observed_psnr(weights, checkpoint.config.inr, batch, mask).item()
     info = {
-        "input_size": size,
-        "fit": fit_info.to_dict(),
-        "native_width": fit_info.native_width,
-        "native_height": fit_info.native_height,
-        "content_box": list(fit_info.content_box),
+        **fit_info.inr_info(size, path),
         "source_model": checkpoint.model_id,
-        "source_image": Path(path).name,
         "encode_psnr": round(score, 4),
     }
     weights = [w[0].detach().cpu() for w in weights]

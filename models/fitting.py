@@ -94,12 +94,7 @@ def fit_image_file(
     weights, score = fit_image(fitted, inr, steps, lr, device, on_step, seed, mask)
     seconds = time.perf_counter() - started
     info = {
-        "input_size": size,
-        "fit": fit_info.to_dict(),
-        "native_width": fit_info.native_width,
-        "native_height": fit_info.native_height,
-        "content_box": list(fit_info.content_box),
-        "source_image": Path(path).name,
+        **fit_info.inr_info(size, path),
         "fit_steps": steps,
         "fit_lr": lr,
         "fit_seed": seed,

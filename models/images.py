@@ -107,6 +107,17 @@ class FitInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def inr_info(self, input_size: int, source: str | Path) -> dict:
+        """The fields an image `.inr` file records about its input (encode and fit alike)."""
+        return {
+            "input_size": input_size,
+            "fit": self.to_dict(),
+            "native_width": self.native_width,
+            "native_height": self.native_height,
+            "content_box": list(self.content_box),
+            "source_image": Path(source).name,
+        }
+
 
 def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Antialiased bicubic resize of (3, H, W), clamped to [0, 1]."""
