@@ -2,7 +2,7 @@
 have: ../shared/data/celeba-89 and synthetic chairs. Every number comes from a `transinr`
 command that this script runs and writes down, so anyone can rerun a single cell.
 
-    python bench/experiments.py                       # everything, about 2 hours on 2 cores
+    python bench/experiments.py                       # everything, about 100 minutes on 2 cores
     python bench/experiments.py --only table1,speed   # sections: table1 table2 views speed
                                                       #           attention plot
     python bench/experiments.py --quick               # tiny models, seconds per run (smoke)
@@ -15,8 +15,11 @@ Sections
              Trans-INR vs Learned Init (Tables 3 and 4).
   speed      encode (one forward pass) vs Learned Init's inner steps vs fitting from scratch
              until the encode PSNR is matched: seconds per image and the "times faster" figure.
-  attention  `transinr attention` of the table1 Trans-INR model on the bundled astronaut photo.
-  plot       validation PSNR against training steps for every run above (one PNG).
+  attention  `transinr attention` of the table1 Trans-INR model, and of the bundled image model,
+             on the bundled astronaut photo.
+  plot       validation PSNR against training steps and seconds for every run above (one PNG).
+  long       (not in the default list) table1's Trans-INR and single-vector rows again at a
+             longer budget (`--long-minutes`, default 20): about 41 minutes more.
 
 Results go to OUT (default experiments/): results.md (the tables, budgets and commands),
 results.json, psnr_vs_steps.png, attention.png; runs under OUT/runs (not committed).
@@ -38,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-89"
 ASTRONAUT = ROOT / "assets" / "examples" / "astronaut.jpg"
+BUNDLED_IMAGE_MODEL = ROOT / "assets" / "models" / "image-celeba89.safetensors"
 
 
 class FitReached(Exception):
@@ -100,9 +104,26 @@ def table1(run: Runner, minutes: float) -> dict:
     return rows
 
 
-def table2(run: Runner, minutes: float) -> dict:
+def longer(run: Runner, minutes: float) -> dict:
+    """Table 1's Trans-INR and single-vector rows again at a longer budget: where the single
+    vector's cheaper step stops paying for its bottleneck."""
+    return {
+        method: train_image(run, f"long-{method}", minutes, "--method", method)
+        for method in ("trans-inr", "single-vector")
+    }
+
+
+def table2(run: Runner, minutes: float, table1_rows: dict | None) -> dict:
+    """The preset's own G (table 1's Trans-INR run, same budget) joins the list unretrained."""
     groups = (1, 4, 8) if run.quick else (1, 4, 16, 64)
-    return {f"G={g}": train_image(run, f"t2-g{g}", minutes, "--groups", g) for g in groups}
+    rows = {f"G={g}": train_image(run, f"t2-g{g}", minutes, "--groups", g) for g in groups}
+    if table1_rows and "trans-inr" in table1_rows:
+        from models.checkpoint import load_checkpoint
+
+        run_dir = Path(table1_rows["trans-inr"]["run"])
+        preset_groups = load_checkpoint(run_dir / "best.safetensors").config.groups
+        rows.setdefault(f"G={preset_groups}", table1_rows["trans-inr"])
+    return dict(sorted(rows.items(), key=lambda item: int(item[0][2:])))
 
 
 def views(run: Runner, minutes: float) -> dict:
@@ -206,61 +227,90 @@ def speed(run: Runner, images: int) -> dict:
 
 
 def attention(run: Runner) -> dict:
-    return run(
-        "attention", ASTRONAUT, "--model", run.out / "runs" / "t1-trans-inr",
-        "-o", run.out / "attention.png", "--overwrite", "--quiet", "--json",
-    )  # fmt: skip
+    """Fig. 7 from table1's Trans-INR model and, where it ships, the longer-trained bundled one."""
+    models = {"attention.png": run.out / "runs" / "t1-trans-inr"}
+    if BUNDLED_IMAGE_MODEL.is_file() and not run.quick:
+        models["attention-bundled.png"] = BUNDLED_IMAGE_MODEL
+    return {
+        name: run(
+            "attention",
+            ASTRONAUT,
+            "--model",
+            model,
+            "-o",
+            run.out / name,
+            "--overwrite",
+            "--quiet",
+            "--json",
+        )  # fmt: skip
+        for name, model in models.items()
+    }
 
 
-def plot(out: Path) -> list[str]:
-    """Validation PSNR vs steps of every run under OUT/runs, one line each, as a PNG."""
+def plot(out: Path) -> dict[str, list[tuple[float, float, float]]]:
+    """Validation PSNR of every run under OUT/runs against training steps (left) and training
+    seconds (right), one colour per run, as one PNG. A run validated once shows as a dot."""
     from PIL import Image, ImageDraw
 
     from models.checkpoint import load_checkpoint
 
-    curves = {}
+    curves: dict[str, list[tuple[float, float, float]]] = {}  # name -> [(step, seconds, psnr)]
     for run_dir in sorted((out / "runs").glob("*")):
         last = run_dir / "last.safetensors"
         if last.is_file():
             history = load_checkpoint(last).train_state.get("history", [])
-            points = [(entry["step"], entry["val_psnr"]) for entry in history]
+            points = [(e["step"], e.get("seconds", 0.0), e["val_psnr"]) for e in history]
             if points:
                 curves[run_dir.name] = points
-    width, height, margin = 900, 560, 60
+    panel, height, margin, legend = 420, 560, 60, 190
+    width = 2 * (panel + margin) + margin + legend
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
     if not curves:
         canvas.save(out / "psnr_vs_steps.png")
-        return []
-    steps = [s for points in curves.values() for s, _ in points]
-    values = [v for points in curves.values() for _, v in points]
-    low, high, last_step = min(values) - 0.5, max(values) + 0.5, max(steps)
-    plot_width = width - margin - 230
-
-    def xy(step: float, value: float) -> tuple[float, float]:
-        return (margin + step / last_step * plot_width,
-                height - margin - (value - low) / (high - low) * (height - 2 * margin))  # fmt: skip
-
-    draw.rectangle([margin, margin, margin + plot_width, height - margin], outline="black")
-    for tick in range(int(low) + 1, int(high) + 1):
-        y = xy(0, tick)[1]
-        draw.line([margin - 4, y, margin, y], fill="black")
-        draw.text((margin - 30, y - 6), f"{tick}", fill="black")
-    for fraction in (0, 0.25, 0.5, 0.75, 1.0):
-        x = xy(fraction * last_step, low)[0]
-        draw.text((x - 10, height - margin + 6), f"{int(fraction * last_step)}", fill="black")
-    draw.text((margin + plot_width / 2 - 40, height - 25), "training steps", fill="black")
-    draw.text((10, 20), "validation PSNR (dB)", fill="black")
+        return {}
+    values = [v for points in curves.values() for *_, v in points]
+    low, high = min(values) - 0.5, max(values) + 0.5
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000"]  # fmt: skip
-    for index, (name, points) in enumerate(curves.items()):
-        colour = palette[index % len(palette)]
-        draw.line([xy(s, v) for s, v in points], fill=colour, width=2)
+    for axis, label in ((0, "training steps"), (1, "training seconds")):
+        left = margin + axis * (panel + margin)
+        last_x = max(point[axis] for points in curves.values() for point in points) or 1.0
+
+        def xy(x: float, value: float, left=left, last_x=last_x) -> tuple[float, float]:
+            plot_height = height - 2 * margin
+            return left + x / last_x * panel, height - margin - (value - low) / (
+                high - low
+            ) * plot_height
+
+        draw.rectangle([left, margin, left + panel, height - margin], outline="black")
+        for tick in range(int(low) + 1, int(high) + 1):
+            y = xy(0, tick)[1]
+            draw.line([left - 4, y, left, y], fill="black")
+            draw.text((left - 22, y - 6), f"{tick}", fill="black")
+        for fraction in (0, 0.25, 0.5, 0.75, 1.0):
+            x = xy(fraction * last_x, low)[0]
+            draw.text(
+                (x - 10, height - margin + 6),
+                f"{fraction * last_x:.{0 if last_x >= 20 else 1}f}",
+                fill="black",
+            )
+        draw.text((left + panel / 2 - 40, height - 25), label, fill="black")
+        for index, points in enumerate(curves.values()):
+            colour = palette[index % len(palette)]
+            line = [xy(point[axis], point[2]) for point in points]
+            if len(line) > 1:
+                draw.line(line, fill=colour, width=2)
+            for x, y in line:
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+    draw.text((10, 20), "validation PSNR (dB)", fill="black")
+    for index, name in enumerate(curves):
         y = margin + 18 * index
-        draw.line([width - 220, y + 6, width - 200, y + 6], fill=colour, width=3)
-        draw.text((width - 195, y), name, fill="black")
+        colour = palette[index % len(palette)]
+        draw.line([width - legend, y + 6, width - legend + 20, y + 6], fill=colour, width=3)
+        draw.text((width - legend + 25, y), name, fill="black")
     canvas.save(out / "psnr_vs_steps.png")
-    return sorted(curves)
+    return curves
 
 
 def markdown(results: dict, budgets: dict, commands: dict[str, list[dict]]) -> str:
@@ -270,6 +320,12 @@ def markdown(results: dict, budgets: dict, commands: dict[str, list[dict]]) -> s
         lines += ["", "## Table 1 shape: image regression, celeba-89 test (same wall time)", "",
                   "| method | steps | PSNR (dB) | images |", "|---|---|---|---|"]  # fmt: skip
         for name, row in results["table1"].items():
+            lines.append(f"| {name} | {row['steps']} | {row['psnr']:.2f} | {row['images']} |")
+    if "long" in results:
+        minutes = budgets.get("long_minutes")
+        lines += ["", f"## Table 1 shape, longer budget ({minutes} minutes each)", "",
+                  "| method | steps | PSNR (dB) | images |", "|---|---|---|---|"]  # fmt: skip
+        for name, row in results["long"].items():
             lines.append(f"| {name} | {row['steps']} | {row['psnr']:.2f} | {row['images']} |")
     if "table2" in results:
         lines += ["", "## Table 2 shape: weight groups (same wall time)", "",
@@ -298,6 +354,14 @@ def markdown(results: dict, budgets: dict, commands: dict[str, list[dict]]) -> s
             f"(matched on {speed_rows['fit']['matched']} of {speed_rows['images']}): "
             f"{speed_rows['fit_over_encode']:.0f} times the encode time."
         )
+    if results.get("plot"):
+        lines += ["", "## Validation curves (`psnr_vs_steps.png`)", "",
+                  "| run | step: val PSNR (dB) @ training seconds |", "|---|---|"]  # fmt: skip
+        for name, points in results["plot"].items():
+            cells = ", ".join(
+                f"{step}: {psnr:.2f} @ {seconds:.0f} s" for step, seconds, psnr in points
+            )
+            lines.append(f"| {name} | {cells} |")
     lines += ["", "## Commands", ""]
     for section, section_commands in commands.items():
         lines += [f"- {section}: `{c['command']}` ({c['seconds']} s)" for c in section_commands]
@@ -312,12 +376,14 @@ def main() -> None:
     parser.add_argument("--image-minutes", type=float, default=None, help="per image run")
     parser.add_argument("--nerf-minutes", type=float, default=None, help="per NeRF run")
     parser.add_argument("--speed-images", type=int, default=None)
+    parser.add_argument("--long-minutes", type=float, default=None, help="per run of `long`")
     args = parser.parse_args()
     sections = args.only.split(",")
     budgets = {
-        "image_minutes": args.image_minutes or (0.05 if args.quick else 10.0),
+        "image_minutes": args.image_minutes or (0.05 if args.quick else 8.0),
         "nerf_minutes": args.nerf_minutes or (0.05 if args.quick else 5.0),
         "speed_images": args.speed_images or (2 if args.quick else 10),
+        "long_minutes": args.long_minutes or (0.1 if args.quick else 20.0),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     run = Runner(args.out, args.quick)
@@ -325,7 +391,8 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     steps = {
         "table1": lambda: table1(run, budgets["image_minutes"]),
-        "table2": lambda: table2(run, budgets["image_minutes"]),
+        "long": lambda: longer(run, budgets["long_minutes"]),
+        "table2": lambda: table2(run, budgets["image_minutes"], results.get("table1")),
         "views": lambda: views(run, budgets["nerf_minutes"]),
         "speed": lambda: speed(run, budgets["speed_images"]),
         "attention": lambda: attention(run),
