@@ -154,73 +154,82 @@ def views(run: Runner, minutes: float) -> dict:
     return rows
 
 
+def fit_until(image, inr_config, target: float, limit: int) -> dict:
+    """Fit a random INR with Adam (lr 1e-3) until its PSNR reaches `target` or `limit` steps."""
+    from models.fitting import fit_image
+
+    reached: dict = {}
+
+    def on_step(step: int, mse: float) -> None:
+        psnr = -10 * math.log10(max(mse, 1e-12))
+        if psnr >= target:
+            # `mse` is the loss before update `step` (1-based): step - 1 updates reached it
+            reached.update(step=step - 1, psnr=psnr)
+            raise FitReached
+
+    started = time.perf_counter()
+    try:
+        _, final = fit_image(image[0], inr_config, limit, 1e-3, "cpu", on_step)
+        reached.update(step=limit, psnr=final)
+    except FitReached:
+        pass
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "psnr": reached["psnr"], "steps": reached["step"],
+            "matched": reached["psnr"] >= target}  # fmt: skip
+
+
 def speed(run: Runner, images: int) -> dict:
-    """Seconds per image to reach a PSNR: encode vs Learned Init vs fitting from scratch."""
+    """Seconds per image to reach a PSNR: encode vs Learned Init vs fitting from scratch until
+    it matches the encode PSNR; for table1's models and, where it ships, the bundled model."""
     import torch
 
     from models.checkpoint import load_checkpoint
     from models.data import ImageDataset
-    from models.fitting import fit_image
     from models.refinement import observed_psnr
 
     runs = [run.out / "runs" / f"t1-{method}" for method in ("trans-inr", "learned-init")]
     if not all((path / "best.safetensors").is_file() for path in runs):
         raise SystemExit("the speed section uses table1's models: run --only table1 first")
     trans_inr, learned = (load_checkpoint(path / "best.safetensors") for path in runs)
+    encoders = {"encode": trans_inr, "learned-init": learned}
+    if BUNDLED_IMAGE_MODEL.is_file() and not run.quick:
+        encoders["encode-bundled"] = load_checkpoint(BUNDLED_IMAGE_MODEL)
     size = trans_inr.config.image_size
     if run.quick:
         dataset = ImageDataset("folder", ROOT / "assets" / "examples" / "photos", "test", size)
     else:
         dataset = ImageDataset("celeba", CELEBA, "test", size, images)
     torch.set_num_threads(os.cpu_count() or 1)
-    rows = {"encode": [], "learned-init": [], "fit": []}
+    models = {name: checkpoint.build_model().eval() for name, checkpoint in encoders.items()}
+    rows: dict[str, list[dict]] = {name: [] for name in encoders}
+    fits = {name: f"fit-{name.removeprefix('encode-')}" for name in encoders if "encode" in name}
+    fits["encode"] = "fit"
+    rows.update({fit: [] for fit in fits.values()})
     for index in range(min(images, len(dataset))):
         image = dataset[index][None]
-        for name, checkpoint in (("encode", trans_inr), ("learned-init", learned)):
-            model = checkpoint.build_model().eval()
+        for name, model in models.items():
             model(image)  # warm-up
             started = time.perf_counter()
             with torch.inference_mode():
                 weights = model(image)
             seconds = time.perf_counter() - started
-            psnr = observed_psnr(weights, checkpoint.config.inr, image).item()
+            psnr = observed_psnr(weights, encoders[name].config.inr, image).item()
             rows[name].append({"seconds": seconds, "psnr": psnr})
-        target = rows["encode"][-1]["psnr"]
-        limit = 200 if run.quick else 5000
-        reached: dict = {}
-
-        def on_step(step: int, mse: float, target=target, reached=reached) -> None:
-            psnr = -10 * math.log10(max(mse, 1e-12))
-            if psnr >= target:
-                # `mse` is the loss before update `step` (1-based): step - 1 updates reached it
-                reached.update(step=step - 1, psnr=psnr)
-                raise FitReached
-
-        started = time.perf_counter()
-        try:
-            _, final = fit_image(image[0], trans_inr.config.inr, limit, 1e-3, "cpu", on_step)
-            reached.update(step=limit, psnr=final)
-        except FitReached:
-            pass
-        seconds = time.perf_counter() - started
-        matched = reached["psnr"] >= target
-        rows["fit"].append(
-            {
-                "seconds": seconds,
-                "psnr": reached["psnr"],
-                "steps": reached["step"],
-                "matched": matched,
-            }
-        )
+        for name, fit in fits.items():
+            target = rows[name][-1]["psnr"]
+            limit = 200 if run.quick else 5000
+            rows[fit].append(fit_until(image, encoders[name].config.inr, target, limit))
 
     def mean(name: str, key: str) -> float:
         return sum(row[key] for row in rows[name]) / len(rows[name])
 
-    summary = {
+    summary: dict = {
         name: {"seconds": mean(name, "seconds"), "psnr": mean(name, "psnr")} for name in rows
     }
-    summary["fit"]["steps"] = mean("fit", "steps")
-    summary["fit"]["matched"] = sum(row["matched"] for row in rows["fit"])
+    for name, fit in fits.items():
+        summary[fit]["steps"] = mean(fit, "steps")
+        summary[fit]["matched"] = sum(row["matched"] for row in rows[fit])
+        summary[f"{fit}_over_{name}"] = summary[fit]["seconds"] / summary[name]["seconds"]
     summary["images"] = len(rows["fit"])
     summary["fit_over_encode"] = summary["fit"]["seconds"] / summary["encode"]["seconds"]
     return summary
@@ -345,15 +354,17 @@ def markdown(results: dict, budgets: dict, commands: dict[str, list[dict]]) -> s
         speed_rows = results["speed"]
         lines += ["", f"## Speed: one image (mean over {speed_rows['images']} test images)", "",
                   "| method | seconds | PSNR (dB) |", "|---|---|---|"]  # fmt: skip
-        for name in ("encode", "learned-init", "fit"):
+        names = [name for name in speed_rows if isinstance(speed_rows[name], dict)]
+        for name in names:
             row = speed_rows[name]
             lines.append(f"| {name} | {row['seconds']:.4f} | {row['psnr']:.2f} |")
-        lines.append("")
-        lines.append(
-            f"Fitting from scratch needed {speed_rows['fit']['steps']:.0f} Adam steps on average "
-            f"(matched on {speed_rows['fit']['matched']} of {speed_rows['images']}): "
-            f"{speed_rows['fit_over_encode']:.0f} times the encode time."
-        )
+        for fit in (name for name in names if name.startswith("fit")):
+            encoder = "encode" if fit == "fit" else f"encode-{fit.removeprefix('fit-')}"
+            row = speed_rows[fit]
+            ratio = row["seconds"] / speed_rows[encoder]["seconds"]
+            lines += ["", f"`{fit}`: fitting from scratch needed {row['steps']:.0f} Adam steps on "
+                      f"average to match `{encoder}` (matched on {row['matched']} of "
+                      f"{speed_rows['images']}): {ratio:.0f} times the encode time."]  # fmt: skip
     if results.get("plot"):
         lines += ["", "## Validation curves (`psnr_vs_steps.png`)", "",
                   "| run | step: val PSNR (dB) @ training seconds |", "|---|---|"]  # fmt: skip

@@ -93,6 +93,8 @@ def test_markdown_writes_every_section(tmp_path):
             "encode": {"seconds": 0.02, "psnr": 18.0},
             "learned-init": {"seconds": 0.08, "psnr": 15.0},
             "fit": {"seconds": 1.5, "psnr": 18.1, "steps": 36.0, "matched": 10},
+            "encode-bundled": {"seconds": 0.02, "psnr": 24.0},
+            "fit-bundled": {"seconds": 4.0, "psnr": 24.1, "steps": 90.0, "matched": 9},
             "images": 10,
             "fit_over_encode": 75.0,
         },
@@ -109,7 +111,11 @@ def test_markdown_writes_every_section(tmp_path):
         "| 1 | 100 | 16.00 |",
         "| trans-inr | 1 | 50 | 15.10 | 16.90 | 20 |",
         "| encode | 0.0200 | 18.00 |",
-        "36 Adam steps on average (matched on 10 of 10): 75 times the encode time",
+        "`fit`: fitting from scratch needed 36 Adam steps on average to match `encode` "
+        "(matched on 10 of 10): 75 times the encode time.",
+        "| encode-bundled | 0.0200 | 24.00 |",
+        "`fit-bundled`: fitting from scratch needed 90 Adam steps on average to match "
+        "`encode-bundled` (matched on 9 of 10): 200 times the encode time.",
         "| t1-trans-inr | 200: 13.18 @ 150 s |",
         "- table1: `transinr train --x` (1.0 s)",
     ):
