@@ -2,7 +2,7 @@
 have: ../shared/data/celeba-89 and synthetic chairs. Every number comes from a `transinr`
 command that this script runs and writes down, so anyone can rerun a single cell.
 
-    python bench/experiments.py                       # everything, about 100 minutes on 2 cores
+    python bench/experiments.py                       # everything, about 90 minutes on 2 cores
     python bench/experiments.py --only table1,speed   # sections: table1 table2 views speed
                                                       #           attention plot
     python bench/experiments.py --quick               # tiny models, seconds per run (smoke)
@@ -120,7 +120,7 @@ def table2(run: Runner, minutes: float, table1_rows: dict | None) -> dict:
     if table1_rows and "trans-inr" in table1_rows:
         from models.checkpoint import load_checkpoint
 
-        run_dir = Path(table1_rows["trans-inr"]["run"])
+        run_dir = ROOT / table1_rows["trans-inr"]["run"]  # relative to the project once written
         preset_groups = load_checkpoint(run_dir / "best.safetensors").config.groups
         rows.setdefault(f"G={preset_groups}", table1_rows["trans-inr"])
     return dict(sorted(rows.items(), key=lambda item: int(item[0][2:])))
@@ -281,7 +281,8 @@ def plot(out: Path) -> dict[str, list[tuple[float, float, float]]]:
     values = [v for points in curves.values() for *_, v in points]
     low, high = min(values) - 0.5, max(values) + 0.5
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000"]  # fmt: skip
+               "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000", "#ffcc00", "#0000ff",
+               "#ff00ff", "#999900"]  # fmt: skip
     for axis, label in ((0, "training steps"), (1, "training seconds")):
         left = margin + axis * (panel + margin)
         last_x = max(point[axis] for points in curves.values() for point in points) or 1.0
@@ -416,6 +417,8 @@ def main() -> None:
         results.setdefault("budgets", {}).update(budgets)
         results.setdefault("commands", {})[section] = run.commands  # this run's, per section
         run.commands = []
+        # paths inside the project are written relative to it, as the commands are shown
+        results = json.loads(json.dumps(results).replace(f"{ROOT}/", ""))
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         (args.out / "results.md").write_text(
             markdown(results, results["budgets"], results["commands"])
