@@ -22,7 +22,8 @@ Sections
              longer budget (`--long-minutes`, default 20): about 41 minutes more.
 
 Results go to OUT (default experiments/): results.md (the tables, budgets and commands),
-results.json, psnr_vs_steps.png, attention.png; runs under OUT/runs (not committed).
+results.json, psnr_vs_steps.png, attention.png, attention-bundled.png; runs under OUT/runs
+(not committed).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ sys.path.insert(0, str(ROOT))
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-89"
 ASTRONAUT = ROOT / "assets" / "examples" / "astronaut.jpg"
 BUNDLED_IMAGE_MODEL = ROOT / "assets" / "models" / "image-celeba89.safetensors"
+
+
+SECTION_BUDGETS = {"table1": ("image_minutes",), "table2": ("image_minutes",),
+                   "long": ("long_minutes",), "views": ("nerf_minutes",),
+                   "speed": ("speed_images",)}  # fmt: skip
 
 
 class FitReached(Exception):
@@ -201,10 +207,10 @@ def speed(run: Runner, images: int) -> dict:
         dataset = ImageDataset("celeba", CELEBA, "test", size, images)
     torch.set_num_threads(os.cpu_count() or 1)
     models = {name: checkpoint.build_model().eval() for name, checkpoint in encoders.items()}
-    rows: dict[str, list[dict]] = {name: [] for name in encoders}
-    fits = {name: f"fit-{name.removeprefix('encode-')}" for name in encoders if "encode" in name}
-    fits["encode"] = "fit"
-    rows.update({fit: [] for fit in fits.values()})
+    fits = {"encode": "fit", "encode-bundled": "fit-bundled"}  # encoder -> its fit's row
+    fits = {name: fit for name, fit in fits.items() if name in encoders}
+    rows: dict[str, list[dict]] = {name: [] for name in [*encoders, *fits.values()]}
+    limit = 200 if run.quick else 5000
     for index in range(min(images, len(dataset))):
         image = dataset[index][None]
         for name, model in models.items():
@@ -217,7 +223,6 @@ def speed(run: Runner, images: int) -> dict:
             rows[name].append({"seconds": seconds, "psnr": psnr})
         for name, fit in fits.items():
             target = rows[name][-1]["psnr"]
-            limit = 200 if run.quick else 5000
             rows[fit].append(fit_until(image, encoders[name].config.inr, target, limit))
 
     def mean(name: str, key: str) -> float:
@@ -231,7 +236,6 @@ def speed(run: Runner, images: int) -> dict:
         summary[fit]["matched"] = sum(row["matched"] for row in rows[fit])
         summary[f"{fit}_over_{name}"] = summary[fit]["seconds"] / summary[name]["seconds"]
     summary["images"] = len(rows["fit"])
-    summary["fit_over_encode"] = summary["fit"]["seconds"] / summary["encode"]["seconds"]
     return summary
 
 
@@ -240,18 +244,9 @@ def attention(run: Runner) -> dict:
     models = {"attention.png": run.out / "runs" / "t1-trans-inr"}
     if BUNDLED_IMAGE_MODEL.is_file() and not run.quick:
         models["attention-bundled.png"] = BUNDLED_IMAGE_MODEL
+    options = ("--overwrite", "--quiet", "--json")
     return {
-        name: run(
-            "attention",
-            ASTRONAUT,
-            "--model",
-            model,
-            "-o",
-            run.out / name,
-            "--overwrite",
-            "--quiet",
-            "--json",
-        )  # fmt: skip
+        name: run("attention", ASTRONAUT, "--model", model, "-o", run.out / name, *options)
         for name, model in models.items()
     }
 
@@ -283,15 +278,13 @@ def plot(out: Path) -> dict[str, list[tuple[float, float, float]]]:
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aa0000", "#ffcc00", "#0000ff",
                "#ff00ff", "#999900"]  # fmt: skip
+    pixels_per_db = (height - 2 * margin) / (high - low)
     for axis, label in ((0, "training steps"), (1, "training seconds")):
         left = margin + axis * (panel + margin)
         last_x = max(point[axis] for points in curves.values() for point in points) or 1.0
 
         def xy(x: float, value: float, left=left, last_x=last_x) -> tuple[float, float]:
-            plot_height = height - 2 * margin
-            return left + x / last_x * panel, height - margin - (value - low) / (
-                high - low
-            ) * plot_height
+            return left + x / last_x * panel, height - margin - (value - low) * pixels_per_db
 
         draw.rectangle([left, margin, left + panel, height - margin], outline="black")
         for tick in range(int(low) + 1, int(high) + 1):
@@ -414,7 +407,9 @@ def main() -> None:
         if section not in steps:
             raise SystemExit(f"unknown section {section!r}; choose from {', '.join(steps)}")
         results[section] = steps[section]()
-        results.setdefault("budgets", {}).update(budgets)
+        # only the budget this section ran with: the others' stay as their own runs had them
+        recorded = results.setdefault("budgets", {})
+        recorded.update({key: budgets[key] for key in SECTION_BUDGETS.get(section, ())})
         results.setdefault("commands", {})[section] = run.commands  # this run's, per section
         run.commands = []
         # paths inside the project are written relative to it, as the commands are shown
