@@ -271,7 +271,7 @@ IMAGE_PRESETS: dict[str, ModelConfig] = {
         head_dim=32,
         ff_dim=1024,
         groups=32,
-        inr=INRConfig(fourier_count=64, fourier_max=44.5, depth=5, width=128),
+        inr=INRConfig(fourier_count=64, fourier_max=31.15, depth=5, width=128),
     ),
     # tiny: tests and quick trials; one training step takes well under a second on a CPU.
     "tiny": ModelConfig(
@@ -285,7 +285,7 @@ IMAGE_PRESETS: dict[str, ModelConfig] = {
         head_dim=16,
         ff_dim=128,
         groups=8,
-        inr=INRConfig(fourier_count=16, fourier_max=16.0, depth=3, width=32),
+        inr=INRConfig(fourier_count=16, fourier_max=11.2, depth=3, width=32),
     ),
 }
 

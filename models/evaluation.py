@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from models.data import ImageDataset
 from models.metalearner import TransInr
-from models.objectives import pick_views, support_input
+from models.objectives import degrade, pick_views, support_input
 from models.refinement import image_loss, observed_psnr, refine, view_loss
 from models.rendering import psnr
 from models.view_data import PosedViews, ViewDataset
@@ -39,8 +39,14 @@ def evaluate_images(
     refine_lr: float = 1e-4,
     workers: int = 2,
     on_batch: Callable[[int], None] | None = None,
+    input_size: int = 0,
 ) -> EvalResult:
-    """PSNR of every image of `dataset`, without and (if refine_steps) with refinement."""
+    """PSNR of every image of `dataset`, without and (if refine_steps) with refinement.
+
+    input_size > 0 scores upscaling: the model encodes each image downsampled to input_size
+    (and resized back, as `encode` does with a small photo); the INR is scored on the full
+    image. Refinement needs the full image, so it is not combined with input_size.
+    """
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
     inr = model.config.inr
@@ -49,7 +55,7 @@ def evaluate_images(
     for images in loader:
         images = images.to(device)
         with torch.inference_mode():
-            weights = [w.clone() for w in model(images)]
+            weights = [w.clone() for w in model(degrade(images, input_size))]
         plain.append(observed_psnr(weights, inr, images).cpu())
         if refine_steps:
             tuned = refine(weights, image_loss(inr, images), refine_steps, refine_lr)
@@ -64,6 +70,16 @@ def evaluate_images(
         result.refine_steps = refine_steps
         result.per_image_refined = per_refined.tolist()
     return result
+
+
+def bicubic_upscale_psnr(dataset: ImageDataset, input_size: int) -> float:
+    """The interpolation baseline of upscaling: each image downsampled to input_size and
+    bicubically upsampled back, against the image; averaged."""
+    scores = [
+        psnr(degrade(image[None], input_size).flatten(1), image[None].flatten(1))
+        for image in (dataset[i] for i in range(len(dataset)))
+    ]
+    return torch.cat(scores).mean().item()
 
 
 def mean_image_psnr(train_set: ImageDataset, dataset: ImageDataset, sample: int = 2000) -> float:

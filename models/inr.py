@@ -108,9 +108,17 @@ def image_inr(coords: torch.Tensor, weights: INRWeights, config: INRConfig) -> t
 
 
 def grid_image_inr(
-    rows: torch.Tensor, cols: torch.Tensor, weights: INRWeights, config: INRConfig
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    weights: INRWeights,
+    config: INRConfig,
+    gains: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The image INR on the grid rows x cols -> RGB (B, R * C, 3), row-major.
+
+    `gains` (row gains, column gains), each (fourier_count,), scale the cos and sin features of
+    each frequency along that axis: the integrated encoding of anti-aliased rendering
+    (models/antialias.py). None is the raw function.
 
     Same function as `image_inr` on the grid's coordinates, but the first layer is computed
     separably: the Fourier features of (y, x) are [cos yw, cos xw, sin yw, sin xw], so
@@ -126,7 +134,9 @@ def grid_image_inr(
         if count == 0:  # raw coordinates: row `axis` of W1 times the coordinate
             return values[:, None] * first[:, axis : axis + 1].to(values.dtype)
         phases = values[:, None] * frequencies  # (L, n)
-        features = torch.cat([torch.cos(phases), torch.sin(phases)], dim=-1)
+        features = torch.cat([torch.cos(phases), torch.sin(phases)], dim=-1)  # (L, 2n)
+        if gains is not None:
+            features = features * gains[axis].to(features).repeat(2)
         cos_rows = first[:, axis * count : (axis + 1) * count]
         sin_rows = first[:, (2 + axis) * count : (3 + axis) * count]
         axis_weight = torch.cat([cos_rows, sin_rows], dim=1).to(features.dtype)  # (B, 2n, out)

@@ -1,6 +1,13 @@
 """What a meta-learner is trained on, per task: the loss of a batch and the validation PSNR.
 
-Images (Sec. 4.1): the generated INR renders the whole input grid; MSE over all pixels.
+Images (Sec. 4.1): the generated INR renders the whole input grid; MSE over all pixels. With
+continuous coordinates (ours, not the paper's), each step renders a jittered grid instead:
+every row and every column moved by its own random offset inside its pixel, the targets
+interpolated bicubically from the image, so the function between pixel centres is supervised
+too. With an input size below the image size (a learned upscale), the encoder sees the image
+downsampled to that size and resized back, and the INR is scored against the full image. A
+`flat_images` share of each batch can be replaced by uniform colours, so that a meta-learner of
+faces does not paint a ghost face onto a plain input.
 Views (Sec. 4.2): the generalisation objective: INR weights from K support views, the loss on
 rays of a different query view of the same object, 128 rays per object, half of them on the
 foreground during the first epoch, jittered samples along each ray.
@@ -9,53 +16,127 @@ foreground during the first epoch, jittered samples along each ray.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from models.config import ModelConfig
+from models.inr import grid_image_inr
 from models.metalearner import TransInr
 from models.rays import camera_rays
-from models.rendering import psnr, render_pixels
+from models.rendering import pixel_centres, psnr, render_pixels
 from models.view_data import views_to_tokens_input
 from models.volume_rendering import render_rays, render_view
 
+COORDINATES = ("grid", "continuous")
+
+
+def jittered_centres(count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` pixel centres of (-1, 1), each moved uniformly within its own pixel: (count,)."""
+    offsets = torch.rand(count, generator=generator) - 0.5
+    return pixel_centres(count) + offsets * (2.0 / count)
+
+
+def sample_image(images: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Bicubic samples of (B, 3, H, W) at the grid rows x cols in (-1, 1): (B, R * C, 3).
+
+    Pixel centres are where `pixel_centres` puts them (align_corners False); beyond the outer
+    centres the border pixel continues.
+    """
+    grid_y, grid_x = torch.meshgrid(rows, cols, indexing="ij")
+    grid = torch.stack([grid_x, grid_y], dim=-1).expand(len(images), -1, -1, -1)  # (B, R, C, 2)
+    samples = F.grid_sample(
+        images.float(), grid, mode="bicubic", padding_mode="border", align_corners=False
+    )
+    return samples.clamp_(0.0, 1.0).flatten(2).transpose(1, 2)
+
+
+def add_flat_images(
+    images: torch.Tensor, fraction: float, generator: torch.Generator
+) -> torch.Tensor:
+    """Replace round(fraction x B) images of the batch (B, 3, S, S) by uniform random colours."""
+    count = round(fraction * len(images))
+    if count == 0:
+        return images
+    colours = torch.rand(count, 3, 1, 1, generator=generator).to(images)
+    images = images.clone()
+    images[:count] = colours.expand(-1, -1, *images.shape[2:])
+    return images
+
+
+def degrade(images: torch.Tensor, input_size: int) -> torch.Tensor:
+    """(B, 3, S, S) -> downsampled to input_size and resized back to S (bicubic, antialiased):
+    what `encode` makes of an input_size photo (models/images.py `resize`)."""
+    size = images.shape[-1]
+    if not input_size or input_size == size:
+        return images
+    small = F.interpolate(images, size=input_size, mode="bicubic", antialias=True)
+    back = F.interpolate(small.clamp(0.0, 1.0), size=size, mode="bicubic", antialias=True)
+    return back.clamp_(0.0, 1.0)
+
 
 class ImageLoss:
-    """Full-image MSE of the generated INRs on the input grid."""
+    """MSE of the generated INRs against the images, on the pixel grid or on a jittered one."""
 
-    def __init__(self, config: ModelConfig, device: torch.device):
+    def __init__(self, config: ModelConfig, device: torch.device, coordinates: str = "grid"):
         self.inr = config.inr
         self.size = config.image_size
         self.device = device
+        self.coordinates = coordinates
 
     def predict(self, weights: list[torch.Tensor]) -> torch.Tensor:
         return render_pixels(weights, self.inr, self.size, self.size)  # (B, S*S, 3)
 
-    def __call__(self, weights: list[torch.Tensor], images: torch.Tensor):
-        target = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, 3)
-        prediction = self.predict(weights).float()
+    def __call__(
+        self,
+        weights: list[torch.Tensor],
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ):
+        if self.coordinates == "continuous" and generator is not None:
+            rows = jittered_centres(self.size, generator).to(images.device)
+            cols = jittered_centres(self.size, generator).to(images.device)
+            target = sample_image(images, rows, cols)
+            prediction = grid_image_inr(rows, cols, weights, self.inr).float()
+        else:
+            target = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, 3)
+            prediction = self.predict(weights).float()
         return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
 
 
 class ImageObjective:
-    """Images in, the same images out."""
+    """Images in (optionally degraded to `input_size`), the same images out."""
 
-    def __init__(self, config: ModelConfig, device: torch.device, val_set, val_count: int):
-        self.loss_fn = ImageLoss(config, device)
+    def __init__(
+        self,
+        config: ModelConfig,
+        device: torch.device,
+        val_set,
+        val_count: int,
+        coordinates: str = "grid",
+        input_size: int = 0,
+        seed: int = 0,
+        flat_images: float = 0.0,
+    ):
+        self.loss_fn = ImageLoss(config, device, coordinates)
         self.device = device
+        self.input_size, self.seed, self.flat_images = input_size, seed, flat_images
         self.val_images = torch.stack([val_set[i] for i in range(min(val_count, len(val_set)))])
 
     def loss(self, model: TransInr, batch: torch.Tensor, step: int, epoch: int):
         images = batch.to(self.device, non_blocking=True)
-        return self.loss_fn(model(images), images)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        images = add_flat_images(images, self.flat_images, generator)
+        return self.loss_fn(model(degrade(images, self.input_size)), images, generator)
 
     @torch.no_grad()
     def validate(
         self, model: TransInr, batch_size: int, rank: int = 0, world_size: int = 1
     ) -> torch.Tensor:
-        """Per-image PSNR (clamped renders) of this rank's share of the validation images."""
+        """Per-image PSNR (clamped renders on the pixel grid) of this rank's validation share."""
         scores, shard = [torch.empty(0)], self.val_images[rank::world_size]
         for images in shard.split(batch_size) if len(shard) else ():
             images = images.to(self.device)
-            prediction = self.loss_fn.predict(model(images)).clamp(0, 1)
+            weights = model(degrade(images, self.input_size))
+            prediction = self.loss_fn.predict(weights).clamp(0, 1)
             target = images.permute(0, 2, 3, 1).reshape(len(images), -1, 3)
             scores.append(psnr(prediction, target).cpu())
         return torch.cat(scores)

@@ -16,6 +16,7 @@ from models.config import INRConfig
 from models.inr import INRWeights, grid_image_inr
 
 FULL_BOX = (-1.0, -1.0, 1.0, 1.0)
+Gains = tuple[torch.Tensor, torch.Tensor] | None  # per-axis feature gains, models/antialias.py
 
 
 def pixel_centres(count: int, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
@@ -47,8 +48,12 @@ def iter_row_chunks(
     width: int,
     box: tuple[float, float, float, float] = FULL_BOX,
     chunk_pixels: int = 1 << 12,
+    gains: Gains = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
-    """Yield (first_row, rgb (B, rows, width, 3) clamped to [0, 1]) over the image, no grad."""
+    """Yield (first_row, rgb (B, rows, width, 3) clamped to [0, 1]) over the image, no grad.
+
+    `gains`: anti-aliasing feature gains (models/antialias.py); None renders the raw function.
+    """
     rows_per_chunk = max(1, chunk_pixels // width)
     device = weights[0].device
     cols = pixel_centres(width, box[1], box[3]).to(device)
@@ -57,7 +62,7 @@ def iter_row_chunks(
     with torch.inference_mode():
         for first in range(0, height, rows_per_chunk):
             rows = all_rows[first : first + rows_per_chunk]
-            rgb = grid_image_inr(rows, cols, weights, config)
+            rgb = grid_image_inr(rows, cols, weights, config, gains)
             yield first, rgb.clamp_(0.0, 1.0).view(batch, len(rows), width, 3)
 
 
@@ -68,11 +73,12 @@ def render_image(
     width: int,
     box: tuple[float, float, float, float] = FULL_BOX,
     chunk_pixels: int = 1 << 12,
+    gains: Gains = None,
 ) -> torch.Tensor:
     """Render to a float tensor (B, 3, height, width) in [0, 1]."""
     batch = weights[0].shape[0]
     image = torch.empty(batch, height, width, 3)
-    for first, rgb in iter_row_chunks(weights, config, height, width, box, chunk_pixels):
+    for first, rgb in iter_row_chunks(weights, config, height, width, box, chunk_pixels, gains):
         image[:, first : first + rgb.shape[1]] = rgb.float().cpu()
     return image.permute(0, 3, 1, 2)
 
@@ -86,6 +92,7 @@ def render_quantized(
     bit_depth: int = 8,
     chunk_pixels: int = 1 << 12,
     on_rows: Callable[[int], None] | None = None,
+    gains: Gains = None,
 ) -> np.ndarray:
     """Render one INR straight into an (height, width, 3) uint8 / uint16 array, chunk by chunk.
 
@@ -93,7 +100,7 @@ def render_quantized(
     """
     dtype, scale = (np.uint8, 255.0) if bit_depth == 8 else (np.uint16, 65535.0)
     image = np.empty((height, width, 3), dtype=dtype)
-    for first, rgb in iter_row_chunks(weights, config, height, width, box, chunk_pixels):
+    for first, rgb in iter_row_chunks(weights, config, height, width, box, chunk_pixels, gains):
         values = (rgb[0].float() * scale).round_().cpu().numpy().astype(dtype)
         image[first : first + values.shape[0]] = values
         if on_rows is not None:

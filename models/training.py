@@ -47,6 +47,13 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     dataset: str = "celeba"
     data: str = ""
+    # Images: "grid" trains on pixel centres (the paper); "continuous" on a jittered grid with
+    # interpolated targets (models/objectives.py). input_size > 0: the encoder sees the images
+    # downsampled to it and resized back, the loss is on the full images (a learned upscale).
+    coordinates: str = "grid"
+    input_size: int = 0
+    flat_images: float = 0.0  # images: this share of each batch replaced by uniform colours
+    init_from: str = ""  # a checkpoint whose model weights start the run (fine-tuning)
     # View synthesis (Sec. 4.2): support views in, loss on rays of another view of the object.
     category: str = ""
     support_views: int = 1
@@ -121,6 +128,23 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def initialise_from(model: torch.nn.Module, path: Path) -> None:
+    """Start from another checkpoint's model weights (same architecture; Fourier band, recipe
+    and data may differ): fine-tuning, e.g. a bundled model retrained with a new band."""
+    from models.checkpoint import load_checkpoint
+
+    source = load_checkpoint(path)
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    found = {name: tuple(value.shape) for name, value in source.model_state.items()}
+    if expected != found:
+        raise TransInrError(
+            f"--init-from {path}: its model ({source.config.preset}, {source.config.method}) "
+            "does not have this model's layers and shapes; start from a checkpoint of the "
+            "same preset and method"
+        )
+    model.load_state_dict({name: value.float() for name, value in source.model_state.items()})
+
+
 def total_steps(config: TrainConfig, train_size: int) -> int:
     """--steps; else a time budget runs until spent; else --epochs of the training set."""
     if config.steps:
@@ -155,13 +179,16 @@ def train(
             f"--batch-size {train_config.batch_size} does not split over {ctx.world_size} "
             "processes; use a multiple of the process count"
         )
+    torch.manual_seed(train_config.seed)
+    model = build_meta_learner(model_config)
+    if train_config.init_from and resume is None:  # before any file is written: may refuse
+        initialise_from(model, Path(train_config.init_from))
+    model = model.to(device)
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         for pattern in (".*.safetensors.*", ".config.json.*"):  # temporaries of killed writes
             for stale in run_dir.glob(pattern):
                 stale.unlink(missing_ok=True)
-    torch.manual_seed(train_config.seed)
-    model = build_meta_learner(model_config).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.lr, fused=True)
     state = {"step": 0, "best_val_psnr": -math.inf, "history": [], "seconds": 0.0}
     if resume is not None:
@@ -219,7 +246,16 @@ def train(
             train_config.seed,
         )
     else:
-        objective = ImageObjective(model_config, device, val_set, train_config.val_images)
+        objective = ImageObjective(
+            model_config,
+            device,
+            val_set,
+            train_config.val_images,
+            train_config.coordinates,
+            train_config.input_size,
+            train_config.seed,
+            train_config.flat_images,
+        )
 
     def validate() -> float:
         model.eval()
@@ -358,8 +394,21 @@ RECIPES: dict[str, dict[str, dict]] = {
     "image": {
         "celeba": {"epochs": 30.0, "batch_size": 16, "lr": 1e-4},
         "imagenette": {"epochs": 400.0, "batch_size": 16, "lr": 1e-4},
-        "celeba89": {"epochs": 30.0, "batch_size": 16, "lr": 1e-3, "warmup_steps": 100},
-        "tiny": {"epochs": 1.0, "batch_size": 16, "lr": 3e-3, "warmup_steps": 30},
+        "celeba89": {
+            "epochs": 30.0,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "warmup_steps": 100,
+            "coordinates": "continuous",
+            "flat_images": 0.0625,  # one image of 16: plain inputs encode plain (no ghost face)
+        },
+        "tiny": {
+            "epochs": 1.0,
+            "batch_size": 16,
+            "lr": 3e-3,
+            "warmup_steps": 30,
+            "coordinates": "continuous",
+        },
     },
     "nerf": {
         **{name: dict(_PAPER_NERF) for name in ("chairs", "cars", "lamps")},

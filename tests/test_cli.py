@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
-from support import synthetic_image, write_png
+from support import REPO_ROOT, synthetic_image, write_png
 from typer.testing import CliRunner
 
 from models.checkpoint import load_checkpoint
@@ -255,12 +255,26 @@ def test_render_jpeg(tmp_path, inr_path):
 
 
 def test_render_matches_the_core_renderer(tmp_path, inr_path):
+    from models.antialias import render_gains
     from models.rendering import render_quantized
 
-    assert_ok(invoke("render", inr_path, "--size", 20, "-o", "out.png", "-q"))
     inr = load_inr(inr_path)
+    assert_ok(invoke("render", inr_path, "--size", 20, "-o", "raw.png", "-q", "--no-antialias"))
     expected = render_quantized(inr.batched(), inr.inr, 20, 20)
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "raw.png")), expected)
+    # By default, below the native 32 px: the integrated encoding of the 20 px footprint.
+    assert_ok(invoke("render", inr_path, "--size", 20, "-o", "out.png", "-q"))
+    gains = render_gains(inr.inr, inr.info["input_size"], 20, 20)
+    assert gains is not None
+    smooth = render_quantized(inr.batched(), inr.inr, 20, 20, gains=gains)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), smooth)
+    assert not np.array_equal(smooth, expected)
+    # At the native size anti-aliasing changes nothing.
+    assert_ok(invoke("render", inr_path, "--size", 32, "-o", "a.png", "-q"))
+    assert_ok(invoke("render", inr_path, "--size", 32, "-o", "b.png", "-q", "--no-antialias"))
+    assert np.array_equal(
+        np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    )
 
 
 def test_refine_writes_a_new_file_and_keeps_the_input(tmp_path, inr_path, image_folder):
@@ -542,3 +556,48 @@ def test_encode_truncated_image(tmp_path, out_dir, run_dir):
     result = invoke("encode", "cut.jpg", "--model", run_dir, "-o", out_dir / "cut.inr")
     assert_fails(result, "cut.jpg")
     assert_empty(out_dir)
+
+
+def test_train_upscale_fine_tune_and_eval_upscaling(tmp_path, run_dir, image_folder):
+    # A learned upscale (encode 16 px, score at 32), fine-tuned from the module's run.
+    run = tmp_path / "up"
+    summary = json_of(
+        invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
+               "--steps", 2, "--batch-size", 8, "--workers", 0, "--val-images", 8,
+               "--input-size", 16, "--coordinates", "grid", "--init-from", run_dir,
+               "--device", "cpu", "--out", run, "--quiet", "--json")
+    )  # fmt: skip
+    assert summary["steps"] == 2
+    saved = load_checkpoint(run / "last.safetensors").train_state["train_config"]
+    assert (saved["input_size"], saved["coordinates"]) == (16, "grid")
+    assert saved["init_from"] == str(run_dir)
+    details = json_of(
+        invoke("eval", "--model", run, "--dataset", "folder", "--data", image_folder,
+               "--split", "val", "--input-size", 16, "--baseline", "--workers", 0, "--json")
+    )  # fmt: skip
+    assert details["input_size"] == 16
+    assert 0 < details["psnr"] < 100 and 10 < details["baseline_psnr"] < 100
+
+
+def test_train_upscale_and_fine_tune_bad_options(tmp_path, run_dir, image_folder):
+    common = ("--dataset", "folder", "--data", image_folder, "--preset", "tiny", "--steps", 1,
+              "--workers", 0, "--quiet", "--out", tmp_path / "r")  # fmt: skip
+    assert_fails(invoke("train", *common, "--input-size", 64), "--input-size 64", "32")
+    assert_fails(invoke("train", *common, "--init-from", tmp_path / "nope"), "not found")
+    bundled = REPO_ROOT / "assets" / "models" / "image-celeba89.safetensors"
+    assert_fails(invoke("train", *common, "--init-from", bundled), "init-from", "same preset")
+    assert_fails(
+        invoke("train", "--task", "nerf", "--preset", "tiny", "--input-size", 16, "--dry-run"),
+        "--task image",
+    )
+    assert_fails(
+        invoke("train", "--resume", "--out", run_dir, "--input-size", 16, "--dataset", "folder",
+               "--data", image_folder, "--quiet"),
+        "fixed by the checkpoint",
+    )  # fmt: skip
+    assert_fails(
+        invoke("eval", "--model", run_dir, "--dataset", "folder", "--data", image_folder,
+               "--input-size", 16, "--refine-steps", 2),
+        "--refine-steps",
+    )  # fmt: skip
+    assert not (tmp_path / "r").exists()

@@ -472,6 +472,8 @@ def test_render_a_nerf_with_width(out_dir, x_inr):
     assert_fails(result, "--size")
     result = invoke("render", x_inr, "--height", 10, "-o", out_dir / "v.png")
     assert_fails(result, "--size")
+    result = invoke("render", x_inr, "--no-antialias", "-o", out_dir / "v.png")
+    assert_fails(result, "--no-antialias", "image")
     assert_empty(out_dir)
 
 

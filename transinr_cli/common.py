@@ -69,6 +69,11 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Coordinates(str, Enum):
+    grid = "grid"
+    continuous = "continuous"
+
+
 class Method(str, Enum):
     trans_inr = "trans-inr"
     learned_init = "learned-init"

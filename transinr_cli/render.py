@@ -114,6 +114,14 @@ def render(
     samples: Annotated[
         int | None, typer.Option(min=2, max=4096, help="NeRF: samples per ray.")
     ] = None,
+    antialias: Annotated[
+        bool,
+        typer.Option(
+            help="Image: filter the INR's Fourier features for the output grid (integrated "
+            "encoding below the native size, nothing at or above the native Nyquist rate off "
+            "it); --no-antialias renders the raw function.",
+        ),
+    ] = True,
     overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -131,6 +139,8 @@ def render(
     if inr_file.task == "nerf":
         if width or height:
             raise TransInrError("NeRF views are square: use --size, not --width / --height")
+        if not antialias:
+            raise TransInrError("--no-antialias is for image INRs; drop it for NeRF files")
         outputs, out_w, out_h = render_nerf(
             inr_file, inr, out, size=size, bit_depth=bit_depth, pose_file=pose, azimuth=azimuth,
             elevation=elevation, radius=radius, orbit=orbit, fps=fps, samples=samples,
@@ -147,7 +157,7 @@ def render(
         out_w, out_h = render_size(inr_file.info, size, width, height)
         check_size("the output width", out_w)
         check_size("the output height", out_h)
-        array = render_image_file(inr_file, out_w, out_h, bit_depth, torch_device, quiet)
+        array = render_image_file(inr_file, out_w, out_h, bit_depth, torch_device, quiet, antialias)
         write_image(array, target)
         outputs = [str(target)]
     seconds = time.perf_counter() - started
@@ -174,10 +184,18 @@ def write_image(array: np.ndarray, target: Path) -> None:
     atomic_write(target, image_bytes(array, target.suffix.lower()))
 
 
-def render_image_file(inr_file, out_w: int, out_h: int, bit_depth: int, device, quiet: bool):
+def render_image_file(
+    inr_file, out_w: int, out_h: int, bit_depth: int, device, quiet: bool, antialias: bool = True
+):
+    from models.antialias import render_gains
     from models.rendering import render_quantized
 
     box = tuple(inr_file.info.get("content_box", (-1.0, -1.0, 1.0, 1.0)))
+    gains = None
+    if antialias:
+        native = max(inr_file.info.get("native_width", 1), inr_file.info.get("native_height", 1))
+        input_size = inr_file.info.get("input_size", native)
+        gains = render_gains(inr_file.inr, input_size, out_h, out_w, box)
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("render", total=out_h)
         return render_quantized(
@@ -188,6 +206,7 @@ def render_image_file(inr_file, out_w: int, out_h: int, bit_depth: int, device, 
             box,
             bit_depth,
             on_rows=lambda rows: bar.advance(task_id, rows),
+            gains=gains,
         )
 
 

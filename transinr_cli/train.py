@@ -14,6 +14,7 @@ from rich.table import Table
 from models.errors import TransInrError
 from transinr_cli.common import (
     Category,
+    Coordinates,
     Dataset,
     Device,
     DeviceOption,
@@ -65,6 +66,21 @@ def print_summary(config, as_json: bool) -> None:
             f"INR layers {config.inr.layer_shapes()}"
         )
     console.print(f"total parameters: {counts['total']:,}")
+
+
+def check_image_options(config, coordinates, input_size, flat_images) -> None:
+    """--coordinates, --input-size and --flat-images are image options; the input size fits."""
+    if config.task != "image" and any(
+        option is not None for option in (coordinates, input_size, flat_images)
+    ):
+        raise TransInrError(
+            "--coordinates, --input-size and --flat-images are for --task image; drop them"
+        )
+    if input_size is not None and not 1 <= input_size <= config.image_size:
+        raise TransInrError(
+            f"--input-size {input_size} is out of range; use 1 to the preset's image size "
+            f"({config.image_size}) for a learned upscale"
+        )
 
 
 @contextlib.contextmanager
@@ -141,6 +157,34 @@ def train(
     first_order: Annotated[
         bool, typer.Option(help="learned-init: first-order MAML (no second derivatives).")
     ] = False,
+    coordinates: Annotated[
+        Coordinates | None,
+        typer.Option(
+            help="Images: train on pixel centres (grid, the paper) or on jittered sub-pixel "
+            "positions with interpolated targets (continuous). Default: the preset's recipe."
+        ),
+    ] = None,
+    input_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Images: a learned upscale: encode each image downsampled to this size (and "
+            "resized back), score the INR on the full image.",
+        ),
+    ] = None,
+    flat_images: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Images: the share of each batch replaced by uniform colours, so plain inputs "
+            "encode plain. Default: the preset's recipe.",
+        ),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="Start from this checkpoint's model weights (same preset): fine-tune."),
+    ] = None,
     support_views: Annotated[
         int | None, typer.Option(min=1, help="NeRF: support views per object.")
     ] = None,
@@ -211,10 +255,12 @@ def train(
         if (steps or epochs) and minutes is None:
             saved["budget_minutes"] = 0.0  # a new length in steps replaces a time budget
         train_config = recipe(config.preset, config.task, **saved)
-        if method != Method.trans_inr or inner_steps or inner_lr or first_order or groups:
+        fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from)
+        fixed += (flat_images,)
+        if method != Method.trans_inr or any(fixed):
             raise TransInrError(
-                "--method, --groups and --inner-* are fixed by the checkpoint being resumed; "
-                "drop them"
+                "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images and "
+                "--init-from are fixed by the checkpoint being resumed; drop them"
             )
     else:
         if preset is None:
@@ -250,8 +296,13 @@ def train(
             support_views=support_views,
             rays_per_object=rays_per_object,
             val_images=val_images,
+            coordinates=coordinates.value if coordinates else None,
+            input_size=input_size,
+            flat_images=flat_images,
+            init_from=str(init_from) if init_from else None,
         )
         train_config.seed = seed
+        check_image_options(config, coordinates, input_size, flat_images)
     if dry_run:
         print_summary(config, as_json)
         return
