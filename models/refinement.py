@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from models.config import INRConfig, RaySampling
-from models.inr import INRWeights
+from models.inr import INRWeights, grid_image_inr
 from models.rays import camera_rays
 from models.rendering import psnr, render_pixels
 from models.view_data import PosedViews
@@ -44,21 +44,63 @@ def refine(
 
 
 def image_loss(
-    config: INRConfig, images: torch.Tensor, mask: torch.Tensor | None = None
+    config: INRConfig,
+    images: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    coordinates: str = "grid",
+    seed: int = 0,
 ) -> Callable[[INRWeights, int], torch.Tensor]:
-    """Sum over the batch of each image's MSE on its observed pixels (mask (S, S), all if None)."""
+    """Sum over the batch of each image's MSE on its observed pixels (mask (S, S), all if None).
+
+    coordinates "continuous": each step a jittered grid with bicubic targets, as in training
+    (models/objectives.py), so refinement keeps the function smooth between pixel centres;
+    every jittered sample stays inside its own pixel, so the mask applies unchanged.
+    """
+    from models.objectives import jittered_centres
+
     batch, _, height, width = images.shape
     target = images.permute(0, 2, 3, 1).reshape(batch, -1, 3)
     keep = None if mask is None else mask.reshape(-1).to(images.device)
 
     def loss_fn(weights: INRWeights, step: int) -> torch.Tensor:
-        prediction = render_pixels(weights, config, height, width)
-        error = (prediction - target).pow(2)
+        if coordinates == "continuous":
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + step)
+            rows = jittered_centres(height, generator).to(images.device)
+            cols = jittered_centres(width, generator).to(images.device)
+            prediction = grid_image_inr(rows, cols, weights, config)
+            error = (prediction - observed_samples(images, mask, rows, cols)).pow(2)
+        else:
+            prediction = render_pixels(weights, config, height, width)
+            error = (prediction - target).pow(2)
         if keep is not None:
             error = error[:, keep]
         return error.flatten(1).mean(dim=1).sum()
 
     return loss_fn
+
+
+def observed_samples(
+    images: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
+    """Bicubic samples (B, R * C, 3) of the images at rows x cols, reading only the observed
+    pixels: the image is cut to the mask's bounding box (a fit's content box), whose border
+    pixels continue outward, so no sample blends in padding."""
+    from models.objectives import sample_image
+
+    if mask is None or bool(mask.all()):
+        return sample_image(images, rows, cols)
+    height, width = mask.shape
+    observed_rows = mask.any(dim=1).nonzero().flatten()
+    observed_cols = mask.any(dim=0).nonzero().flatten()
+    top, bottom = int(observed_rows[0]), int(observed_rows[-1]) + 1
+    left, right = int(observed_cols[0]), int(observed_cols[-1]) + 1
+
+    def to_box(values: torch.Tensor, size: int, low: int, high: int) -> torch.Tensor:
+        pixel = (values + 1) * size / 2 - 0.5  # continuous pixel index on the full grid
+        return (pixel - low + 0.5) * 2 / (high - low) - 1
+
+    box = images[..., top:bottom, left:right]
+    return sample_image(box, to_box(rows, height, top, bottom), to_box(cols, width, left, right))
 
 
 @torch.no_grad()

@@ -200,3 +200,35 @@ def test_flat_images_replace_a_share_of_the_batch_by_uniform_colours():
     assert torch.equal(mixed[1:], images[1:])
     assert torch.all(mixed[0] == mixed[0, :, :1, :1]) and not torch.equal(mixed[0], images[0])
     assert images.std() > 0.2  # the input batch is untouched
+
+
+def test_continuous_refinement_lowers_its_loss_and_respects_the_mask(weights):
+    from models.refinement import image_loss, refine
+
+    config = preset_config("tiny").inr
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[:, :16] = True  # only the left half observed
+    loss_fn = image_loss(config, images, mask, "continuous")
+    before = loss_fn(weights, 0).item()
+    tuned = refine(weights, loss_fn, 20, 1e-2)
+    assert loss_fn(tuned, 0).item() < before
+    # The right half is unobserved: changing it changes nothing, not even the interpolated
+    # targets next to the boundary.
+    changed = images.clone()
+    changed[..., 16:] = 1 - changed[..., 16:]
+    other = image_loss(config, changed, mask, "continuous")
+    for step in range(4):
+        assert torch.allclose(other(weights, step), loss_fn(weights, step), rtol=1e-6)
+
+
+def test_observed_samples_are_exact_at_observed_pixel_centres():
+    from models.refinement import observed_samples
+
+    images = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(8))
+    mask = torch.zeros(12, 10, dtype=torch.bool)
+    mask[2:9, 3:10] = True
+    rows, cols = pixel_centres(12)[2:9], pixel_centres(10)[3:10]
+    samples = observed_samples(images, mask, rows, cols)
+    expected = images[:, :, 2:9, 3:10].permute(0, 2, 3, 1).reshape(1, -1, 3)
+    assert torch.allclose(samples, expected, atol=1e-5)

@@ -296,6 +296,14 @@ def test_refine_writes_a_new_file_and_keeps_the_input(tmp_path, inr_path, image_
     assert listing(tmp_path) == {"face.inr", "face.refined.inr"}
 
 
+def test_refine_on_continuous_coordinates(tmp_path, inr_path, image_folder):
+    details = json_of(
+        invoke("refine", inr_path, "--image", image_folder / "img00.png", "--steps", 5,
+               "--lr", 1e-3, "--coordinates", "continuous", "--json", "--quiet")
+    )  # fmt: skip
+    assert details["psnr_after"] > details["psnr_before"]
+
+
 def test_eval_on_the_folder_val_split(run_dir, image_folder):
     details = json_of(
         invoke("eval", "--model", run_dir, "--dataset", "folder", "--data", image_folder,

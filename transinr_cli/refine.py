@@ -12,6 +12,7 @@ import typer
 
 from models.errors import TransInrError
 from transinr_cli.common import (
+    Coordinates,
     Device,
     DeviceOption,
     JsonOption,
@@ -28,7 +29,7 @@ from transinr_cli.common import (
 
 
 def image_objective(
-    inr_file, image: Path, device, max_pixels: int | None = None
+    inr_file, image: Path, device, max_pixels: int | None = None, coordinates: str = "grid"
 ) -> tuple[Callable, Callable]:
     """Loss and PSNR on the observed pixels of the image, fitted as at encode time."""
     from models.images import content_mask, fit_image, load_image
@@ -45,7 +46,7 @@ def image_objective(
     def measure(weights) -> float:
         return observed_psnr(weights, inr_file.inr, observed, mask).item()
 
-    return image_loss(inr_file.inr, observed, mask), measure
+    return image_loss(inr_file.inr, observed, mask, coordinates), measure
 
 
 def nerf_objective(inr_file, views: Path, view_ids: str | None, rays: int, device):
@@ -83,6 +84,13 @@ def refine(
     rays: Annotated[int, typer.Option(min=1, help="NeRF: random rays a step.")] = 1024,
     steps: Annotated[int, typer.Option(min=1, help="Adam steps.")] = 100,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    coordinates: Annotated[
+        Coordinates,
+        typer.Option(
+            help="Image INRs: fit pixel centres (grid), or jittered sub-pixel positions with "
+            "bicubic targets (continuous: smoother between pixels, a little lower PSNR on them)."
+        ),
+    ] = Coordinates.grid,
     out: Annotated[
         Path | None, typer.Option("-o", "--out", help="Output .inr (default NAME.refined.inr).")
     ] = None,
@@ -102,6 +110,8 @@ def refine(
         raise TransInrError(f"{inr} is an image INR; --views refines NeRF INRs, use --image")
     if inr_file.task == "nerf" and image is not None:
         raise TransInrError(f"{inr} is a NeRF INR; --image refines image INRs, use --views")
+    if inr_file.task == "nerf" and coordinates != Coordinates.grid:
+        raise TransInrError("--coordinates is for image INRs; drop it for NeRF files")
     if inr_file.task == "nerf" and views is None:
         raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
     if inr_file.task == "image" and image is None:
@@ -113,7 +123,9 @@ def refine(
     if inr_file.task == "nerf":
         loss_fn, measure = nerf_objective(inr_file, views, view_ids, rays, torch_device)
     else:
-        loss_fn, measure = image_objective(inr_file, image, torch_device, max_pixels)
+        loss_fn, measure = image_objective(
+            inr_file, image, torch_device, max_pixels, coordinates.value
+        )
     before = measure(weights)
     with progress_bar(quiet, "loss") as bar:
         task_id = bar.add_task("refine", total=steps, loss="")
