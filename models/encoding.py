@@ -7,6 +7,7 @@ writes every weight of the INR.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -17,7 +18,13 @@ from models.errors import TransInrError
 from models.images import content_mask, fit_image, load_image
 from models.inr_file import InrFile
 from models.metalearner import TransInr
-from models.refinement import observed_psnr, random_view_rays
+from models.refinement import (
+    RefineSettings,
+    image_loss,
+    observed_psnr,
+    random_view_rays,
+    refine_report,
+)
 from models.rendering import psnr
 from models.view_data import PosedViews, load_views, views_to_tokens_input
 from models.volume_rendering import camera_radius, render_rays
@@ -118,6 +125,74 @@ def encode_views_file(
     }
     weights = [w[0].detach().cpu() for w in weights]
     return InrFile(weights, config.inr, "nerf", info), seconds
+
+
+def fitted_observation(
+    info: dict, path: str | Path, max_pixels: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The image an image INR observes, fitted as its file records: (3, S, S) in [0, 1], the
+    mask (S, S) of observed pixels, and the picture's (height, width) before fitting."""
+    size = int(info.get("input_size", 0)) or max(
+        int(info.get("native_width", 0)), int(info.get("native_height", 0))
+    )
+    fit_mode = info.get("fit", {}).get("mode", "crop")
+    picture = load_image(path, max_pixels)
+    fitted, fit_info = fit_image(picture, size, fit_mode)
+    return fitted, content_mask(size, fit_info.content_box), tuple(picture.shape[1:])
+
+
+def refine_encoded_images(
+    files: list[InrFile],
+    sources: list[str | Path],
+    steps: int,
+    settings: RefineSettings,
+    device: torch.device | str = "cpu",
+    max_pixels: int | None = None,
+    batch_size: int = 16,
+    on_step: Callable[[int], None] | None = None,
+) -> None:
+    """Refine freshly encoded image INRs against their own inputs, in batches of images with
+    the same observed box; each file's weights are replaced and its info records the PSNR
+    before and after (encode and refine in one go). `on_step(images)` after every step."""
+    observations = [
+        fitted_observation(f.info, s, max_pixels) for f, s in zip(files, sources, strict=True)
+    ]
+    groups: dict[bytes, list[int]] = {}
+    for index, (_, mask, _) in enumerate(observations):
+        groups.setdefault(mask.numpy().tobytes(), []).append(index)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            images = torch.stack([observations[i][0] for i in chunk]).to(device)
+            mask = observations[chunk[0]][1]
+            inr = files[chunk[0]].inr
+            weights = [
+                torch.stack(layer).to(device)
+                for layer in zip(*(files[i].weights for i in chunk), strict=True)
+            ]
+            loss_fn = image_loss(inr, images, mask)
+            refined = refine_report(
+                weights,
+                loss_fn,
+                steps,
+                settings,
+                None if on_step is None else lambda step, loss, n=len(chunk): on_step(n),
+            )
+            before = observed_psnr(weights, inr, images, mask)
+            after = observed_psnr(refined.weights, inr, images, mask)
+            for offset, index in enumerate(chunk):
+                improved = bool(after[offset] >= before[offset])
+                source = refined.weights if improved else weights
+                files[index].weights = [w[offset].detach().cpu() for w in source]
+                files[index].info.update(
+                    {
+                        "refine_steps": steps,
+                        "refine_lr": settings.lr,
+                        "refine_schedule": settings.schedule,
+                        "psnr_before_refine": round(before[offset].item(), 4),
+                        "refined_psnr": round(max(after[offset], before[offset]).item(), 4),
+                    }
+                )
 
 
 @torch.no_grad()

@@ -14,7 +14,14 @@ from torch.utils.data import DataLoader
 from models.data import ImageDataset
 from models.metalearner import TransInr
 from models.objectives import degrade, pick_views, support_input
-from models.refinement import image_loss, observed_psnr, refine, view_loss
+from models.refinement import (
+    RefineSettings,
+    image_loss,
+    observed_psnr,
+    refine,
+    refine_report,
+    view_loss,
+)
 from models.rendering import psnr
 from models.view_data import PosedViews, ViewDataset
 from models.volume_rendering import render_view
@@ -36,12 +43,13 @@ def evaluate_images(
     device: torch.device,
     batch_size: int = 16,
     refine_steps: int = 0,
-    refine_lr: float = 1e-4,
+    refine_lr: float | None = None,
     workers: int = 2,
     on_batch: Callable[[int], None] | None = None,
     input_size: int = 0,
 ) -> EvalResult:
-    """PSNR of every image of `dataset`, without and (if refine_steps) with refinement.
+    """PSNR of every image of `dataset`, without and (if refine_steps) with refinement
+    (refine's image defaults, RefineSettings; `refine_lr` overrides the rate).
 
     input_size > 0 scores upscaling: the model encodes each image downsampled to input_size
     (and resized back, as `encode` does with a small photo); the INR is scored on the full
@@ -58,7 +66,10 @@ def evaluate_images(
             weights = [w.clone() for w in model(degrade(images, input_size))]
         plain.append(observed_psnr(weights, inr, images).cpu())
         if refine_steps:
-            tuned = refine(weights, image_loss(inr, images), refine_steps, refine_lr)
+            settings = RefineSettings()  # the measured image defaults, lr overridable
+            settings.lr = refine_lr or settings.lr
+            loss_fn = image_loss(inr, images)
+            tuned = refine_report(weights, loss_fn, refine_steps, settings).weights
             refined.append(observed_psnr(tuned, inr, images).cpu())
         if on_batch is not None:
             on_batch(len(images))
@@ -106,7 +117,7 @@ def evaluate_views(
     support_views: int = 1,
     pairs_per_object: int = 1,
     refine_steps: int = 0,
-    refine_lr: float = 1e-4,
+    refine_lr: float | None = None,
     seed: int = 0,
     on_pair: Callable[[], None] | None = None,
 ) -> EvalResult:
@@ -128,7 +139,8 @@ def evaluate_views(
             if refine_steps:
                 posed = PosedViews(images[support[0]], poses[support[0]], focal.item(), 0.0)
                 loss_fn = view_loss(config.inr, config.sampling, posed, seed=seed, device=device)
-                tuned = refine(weights, loss_fn, refine_steps, refine_lr)
+                lr = refine_lr or 1e-4  # the paper's test-time lr for views
+                tuned = refine(weights, loss_fn, refine_steps, lr, keep_best=False)
                 refined.append(query_psnr(tuned, config, query_pose, target, focal.item()))
             if on_pair is not None:
                 on_pair()

@@ -103,6 +103,24 @@ class FitInfo:
     native_width: int  # size of the picture the INR stands for (the crop, or the whole image)
     native_height: int
     content_box: tuple[float, float, float, float]  # (y0, x0, y1, x1) in INR coordinates
+    source_box: tuple[int, int, int, int] = (0, 0, 0, 0)  # (left, top, right, bottom) used
+
+    def describe(self, input_size: int) -> str:
+        """What was taken of the picture, e.g. 'the centre 600x600 crop of the 800x600 image'."""
+        left, top, right, bottom = self.source_box
+        whole = f"{self.source_width}x{self.source_height}"
+        if self.mode == "crop" and (right - left, bottom - top) != (
+            self.source_width,
+            self.source_height,
+        ):
+            return f"the centre {right - left}x{bottom - top} crop of the {whole} image"
+        how = {"crop": "", "pad": ", padded to a square", "resize": ", squashed to a square"}
+        return f"the whole {whole} image{how[self.mode]}"
+
+    @property
+    def discards_pixels(self) -> bool:
+        left, top, right, bottom = self.source_box
+        return (right - left, bottom - top) != (self.source_width, self.source_height)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,6 +134,7 @@ class FitInfo:
             "native_height": self.native_height,
             "content_box": list(self.content_box),
             "source_image": Path(source).name,
+            "input_region": self.describe(input_size),
         }
 
 
@@ -138,10 +157,12 @@ def fit_image(image: torch.Tensor, size: int, mode: str = "crop") -> tuple[torch
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
         fitted = resize(image[:, top : top + side, left : left + side], size, size)
-        return fitted, FitInfo(mode, width, height, side, side, (-1.0, -1.0, 1.0, 1.0))
+        box = (left, top, left + side, top + side)
+        return fitted, FitInfo(mode, width, height, side, side, (-1.0, -1.0, 1.0, 1.0), box)
+    whole = (0, 0, width, height)
     if mode == "resize":
         fitted = resize(image, size, size)
-        return fitted, FitInfo(mode, width, height, width, height, (-1.0, -1.0, 1.0, 1.0))
+        return fitted, FitInfo(mode, width, height, width, height, (-1.0, -1.0, 1.0, 1.0), whole)
     scale = size / max(height, width)
     inner_h = max(1, min(size, round(height * scale)))
     inner_w = max(1, min(size, round(width * scale)))
@@ -154,7 +175,7 @@ def fit_image(image: torch.Tensor, size: int, mode: str = "crop") -> tuple[torch
         -1.0 + 2.0 * (top + inner_h) / size,
         -1.0 + 2.0 * (left + inner_w) / size,
     )
-    return fitted, FitInfo(mode, width, height, width, height, box)
+    return fitted, FitInfo(mode, width, height, width, height, box, whole)
 
 
 def content_mask(size: int, box: tuple[float, float, float, float]) -> torch.Tensor:

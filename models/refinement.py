@@ -10,7 +10,10 @@ touches its own weights, so a batch refines exactly as its members would alone.
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -21,6 +24,84 @@ from models.rendering import psnr, render_pixels
 from models.view_data import PosedViews
 from models.volume_rendering import render_rays
 
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass
+class RefineSettings:
+    """Adam on every weight; defaults from the sweep in bench/refine.py (README, Refinement)."""
+
+    lr: float = 1e-3
+    schedule: str = "cosine"  # constant | cosine (from lr down to 0 over the steps)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
+class Refined:
+    """What refinement returns: the best weights seen, per item, and how it went."""
+
+    weights: INRWeights
+    initial_loss: torch.Tensor  # (B,) per item, before any step
+    best_loss: torch.Tensor  # (B,) the loss of the returned weights
+    best_step: torch.Tensor  # (B,) the step whose weights are returned (0: the input's)
+    diverged: torch.Tensor  # (B,) bool: the loss rose above DIVERGED x the initial, or to NaN
+
+    DIVERGED = 4.0
+
+
+def refine_report(
+    weights: INRWeights,
+    loss_fn: Callable[[INRWeights, int], torch.Tensor],
+    steps: int,
+    settings: RefineSettings | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    keep_best: bool = True,
+) -> Refined:
+    """Adam on all weights (biases too) for `steps` steps of `loss_fn(weights, step)`, which
+    returns per-item losses (B,) (or one loss for the batch). Keeps, per item, the weights of
+    the lowest loss seen, the input's included, so refinement never makes an INR worse on its
+    own objective; flags items whose loss diverged. For a loss on random rays, whose value
+    varies with the draw, `keep_best=False` returns the last weights (still flagged)."""
+    settings = settings or RefineSettings()
+    params = [w.detach().float().clone().requires_grad_(True) for w in weights]
+    best = [p.detach().clone() for p in params]
+    optimizer = torch.optim.Adam(params, lr=settings.lr, betas=settings.betas)
+    best_loss = initial = None
+    best_step = diverged = None
+    with torch.enable_grad():
+        for step in range(steps + 1):
+            losses = loss_fn(params, min(step, steps - 1)).reshape(-1)
+            values = losses.detach().float()
+            values = torch.where(torch.isfinite(values), values, torch.full_like(values, math.inf))
+            if best_loss is None:
+                initial, best_loss = values.clone(), values.clone()
+                best_step = torch.zeros(len(values), dtype=torch.long)
+                diverged = torch.zeros(len(values), dtype=torch.bool)
+            else:
+                better = values < best_loss if keep_best else torch.ones_like(diverged)
+                if step < steps and not keep_best:
+                    better = torch.zeros_like(diverged)  # only the final weights count
+                if better.any():
+                    for kept, current in zip(best, params, strict=True):
+                        if len(values) == len(current):  # per item
+                            kept[better] = current.detach()[better]
+                        else:
+                            kept.copy_(current.detach())
+                    best_loss = torch.where(better, values, best_loss)
+                    best_step[better] = step
+                diverged |= values > Refined.DIVERGED * initial
+            if step == steps:
+                break  # the last loss only scores the final weights
+            if settings.schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()
+            optimizer.step()
+            if on_step is not None:
+                on_step(step + 1, losses.sum().item())
+    return Refined(best, initial, best_loss, best_step, diverged)
+
 
 def refine(
     weights: INRWeights,
@@ -28,19 +109,67 @@ def refine(
     steps: int,
     lr: float,
     on_step: Callable[[int, float], None] | None = None,
+    schedule: str = "constant",
+    betas: tuple[float, float] = (0.9, 0.999),
+    keep_best: bool = True,
 ) -> INRWeights:
-    """Adam on all weights (biases too) for `steps` steps of `loss_fn(weights, step)`."""
-    params = [w.detach().float().clone().requires_grad_(True) for w in weights]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    with torch.enable_grad():
-        for step in range(steps):
-            loss = loss_fn(params, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if on_step is not None:
-                on_step(step + 1, loss.item())
-    return [p.detach() for p in params]
+    """`refine_report`'s weights, with the given Adam settings."""
+    settings = RefineSettings(lr, schedule, betas)
+    return refine_report(weights, loss_fn, steps, settings, on_step, keep_best).weights
+
+
+def refine_and_check(
+    weights: INRWeights,
+    loss_fn: Callable[[INRWeights, int], torch.Tensor],
+    measure: Callable[[INRWeights], float],
+    steps: int,
+    settings: RefineSettings,
+    on_step: Callable[[int, float], None] | None = None,
+    keep_best: bool = True,
+) -> tuple[INRWeights, float, float]:
+    """Refine one INR; returns (weights, PSNR before, PSNR after) by `measure`.
+
+    Never returns weights that `measure` scores below the input's: those are replaced by the
+    input, with a warning. A diverged loss (above Refined.DIVERGED x its start, or NaN) warns,
+    naming the step whose weights are kept and the fix.
+    """
+    before = measure(weights)
+    refined = refine_report(weights, loss_fn, steps, settings, on_step, keep_best)
+    after = measure(refined.weights)
+    if bool(refined.diverged.any()):
+        warnings.warn(
+            f"the loss diverged at lr {settings.lr:g} (it rose above {Refined.DIVERGED:g}x its "
+            f"start); kept the weights of step {int(refined.best_step.max())}; use a lower --lr",
+            stacklevel=2,
+        )
+    if not after >= before:  # also NaN
+        warnings.warn(
+            f"refinement did not improve the PSNR ({before:.2f} -> {after:.2f} dB); kept the "
+            "input's weights",
+            stacklevel=2,
+        )
+        return [w.detach().float().clone() for w in weights], before, before
+    return refined.weights, before, after
+
+
+def check_refine_target(info: dict, height: int, width: int, psnr_before: float) -> None:
+    """Warn when the image given to refine looks like another picture than the one encoded:
+    another size or aspect than recorded, or a PSNR far below the recorded one."""
+    fit = info.get("fit") if isinstance(info.get("fit"), dict) else {}
+    source = (fit.get("source_width"), fit.get("source_height"))
+    if all(isinstance(side, int) for side in source) and source != (width, height):
+        warnings.warn(
+            f"the image is {width}x{height} but the file was encoded from a "
+            f"{source[0]}x{source[1]} picture; refine against the image it was encoded from",
+            stacklevel=2,
+        )
+    recorded = info.get("refined_psnr", info.get("encode_psnr"))
+    if isinstance(recorded, int | float) and psnr_before < recorded - 3.0:
+        warnings.warn(
+            f"the INR scores {psnr_before:.2f} dB on this image, far below the {recorded:.2f} dB "
+            "recorded in the file; is it the image it was encoded from?",
+            stacklevel=2,
+        )
 
 
 def image_loss(
@@ -50,7 +179,7 @@ def image_loss(
     coordinates: str = "grid",
     seed: int = 0,
 ) -> Callable[[INRWeights, int], torch.Tensor]:
-    """Sum over the batch of each image's MSE on its observed pixels (mask (S, S), all if None).
+    """Each image's MSE on its observed pixels (mask (S, S), all if None): (B,).
 
     coordinates "continuous": each step a jittered grid with bicubic targets, as in training
     (models/objectives.py), so refinement keeps the function smooth between pixel centres;
@@ -74,7 +203,7 @@ def image_loss(
             error = (prediction - target).pow(2)
         if keep is not None:
             error = error[:, keep]
-        return error.flatten(1).mean(dim=1).sum()
+        return error.flatten(1).mean(dim=1)  # (B,): each image's own MSE
 
     return loss_fn
 

@@ -609,3 +609,61 @@ def test_train_upscale_and_fine_tune_bad_options(tmp_path, run_dir, image_folder
         "--refine-steps",
     )  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+def test_encode_and_refine_in_one_go(tmp_path, run_dir, image_folder):
+    images = [image_folder / "img00.png", image_folder / "img01.png"]
+    details = json_of(
+        invoke("encode", *images, "--model", run_dir, "-o", tmp_path / "out", "--refine-steps",
+               10, "--json")
+    )  # fmt: skip
+    for result in details["results"]:
+        assert result["refined_psnr"] > result["psnr"]
+        assert result["refine_seconds"] > 0
+        info = load_inr(result["inr"]).info
+        assert info["refine_steps"] == 10 and info["refine_schedule"] == "cosine"
+        assert info["psnr_before_refine"] == result["psnr"] == info["encode_psnr"]
+    # The text output labels the PSNR with what it was measured on.
+    result = assert_ok(
+        invoke("encode", images[0], "--model", run_dir, "-o", tmp_path / "one.inr",
+               "--refine-steps", 3)
+    )  # fmt: skip
+    assert "after 3 refinement steps" in result.stdout and "(on the 32x32 crop)" in result.stdout
+    bad = invoke("encode", images[0], "--model", run_dir, "-o", tmp_path / "x.inr",
+                 "--refine-steps", 3, "--refine-lr", "nan")  # fmt: skip
+    assert_fails(bad, "--lr nan")
+    assert not (tmp_path / "x.inr").exists()
+
+
+def test_encode_says_what_it_cropped(tmp_path, run_dir, image_folder):
+    # The folder's images are 40 x 36: a centre crop leaves columns out, and encode says so.
+    result = assert_ok(
+        invoke("encode", image_folder / "img00.png", "--model", run_dir, "-o", tmp_path / "a.inr")
+    )
+    assert "note:" in stderr_of(result) and "36x36 crop of the 40x36 image" in stderr_of(result)
+    assert load_inr(tmp_path / "a.inr").info["input_region"].startswith("the centre 36x36")
+    result = assert_ok(
+        invoke("encode", image_folder / "img00.png", "--model", run_dir, "-o", tmp_path / "b.inr",
+               "--fit", "pad")
+    )  # fmt: skip
+    assert "note:" not in stderr_of(result)
+
+
+def test_refine_never_leaves_a_worse_file(tmp_path, inr_path, image_folder):
+    # lr 10 diverges: the written file keeps the best weights seen (here: the input's).
+    result = assert_ok(
+        invoke("refine", inr_path, "--image", image_folder / "img00.png", "--steps", 10,
+               "--lr", 10, "-o", tmp_path / "wild.inr", "--json")
+    )  # fmt: skip
+    details = json.loads(result.stdout)
+    assert details["psnr_after"] >= details["psnr_before"]
+    assert "warning:" in stderr_of(result) and "lower --lr" in stderr_of(result)
+    assert load_inr(tmp_path / "wild.inr").info["refined_psnr"] >= details["psnr_before"] - 1e-3
+
+
+def test_refine_warns_about_another_image(tmp_path, inr_path, image_folder):
+    other = write_png(tmp_path / "other.png", synthetic_image(99, 50, 20))
+    result = assert_ok(
+        invoke("refine", inr_path, "--image", other, "--steps", 2, "-o", tmp_path / "o.inr")
+    )
+    assert "20x50" in stderr_of(result) and "encoded from a 40x36" in stderr_of(result)

@@ -55,6 +55,51 @@ def test_refinement_lowers_the_loss():
     assert not torch.equal(tuned[0], weights[0])
 
 
+def test_refinement_keeps_each_items_best_weights_and_flags_divergence():
+    from models.refinement import RefineSettings, refine_report
+
+    config = preset_config("tiny").inr
+    images = smooth_images(2)
+    weights = distinct_weights(2)
+    loss_fn = image_loss(config, images)
+    start = loss_fn(weights, 0).detach()
+    wild = refine_report(weights, loss_fn, 15, RefineSettings(lr=10.0, schedule="constant"))
+    assert bool(wild.diverged.all())
+    assert torch.all(wild.best_loss <= start + 1e-7)  # never worse than the input
+    final = loss_fn(wild.weights, 0).detach()
+    assert torch.allclose(final, wild.best_loss, rtol=1e-5)
+    for index in range(2):  # an item kept at step 0 returns exactly its input
+        if wild.best_step[index] == 0:
+            pairs = zip(wild.weights, weights, strict=True)
+            assert all(torch.equal(a[index], b[index]) for a, b in pairs)
+    calm = refine_report(weights, loss_fn, 15, RefineSettings(lr=1e-3))
+    assert not bool(calm.diverged.any()) and torch.all(calm.best_loss < start)
+    assert torch.all(calm.best_step > 0)
+
+
+def test_cosine_schedule_ends_at_zero_and_is_reported_per_step():
+    from models.refinement import RefineSettings, refine_report
+
+    config = preset_config("tiny").inr
+    images = smooth_images(1)
+    weights = distinct_weights(1)
+    rates = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, closure=None):
+            rates.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    original = torch.optim.Adam
+    torch.optim.Adam = Spy
+    try:
+        refine_report(weights, image_loss(config, images), 4, RefineSettings(2e-3, "cosine"))
+    finally:
+        torch.optim.Adam = original
+    assert rates == pytest.approx([2e-3, 2e-3 * (0.5 + 0.5 * math.cos(math.pi / 4)), 1e-3,
+                                   2e-3 * (0.5 + 0.5 * math.cos(3 * math.pi / 4))])  # fmt: skip
+
+
 def test_batched_refinement_equals_per_image_refinement():
     config = preset_config("tiny").inr
     images = smooth_images(2)

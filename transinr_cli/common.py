@@ -22,7 +22,7 @@ from rich.progress import (
 
 from models.errors import TransInrError
 
-console = Console()
+console = Console(soft_wrap=True)  # result lines never wrap
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 MAX_SIZE = 16384
@@ -72,6 +72,11 @@ class Precision(str, Enum):
 class Coordinates(str, Enum):
     grid = "grid"
     continuous = "continuous"
+
+
+class Schedule(str, Enum):
+    constant = "constant"
+    cosine = "cosine"
 
 
 class Method(str, Enum):
@@ -151,9 +156,10 @@ def load_model(
         card = default_model(default_task)
         model_path = card.path
         if not quiet:
+            trained_on = card.training.get("data", "see its card")
             error_console.print(
-                f"using the bundled {default_task} model {card.name} ({model_path}); "
-                "--model picks another",
+                f"using the bundled {default_task} model {card.name} ({model_path}), trained "
+                f"on {trained_on}; --model picks another",
                 markup=False,
                 highlight=False,
             )

@@ -21,11 +21,13 @@ from transinr_cli.common import (
     check_output,
     console,
     ensure_parent,
+    error_console,
     handle_errors,
     is_views_source,
     load_model,
     output_path,
     parse_indices,
+    progress_bar,
 )
 
 
@@ -49,6 +51,18 @@ def encode(
     ] = None,
     fit: Annotated[Fit, typer.Option(help="Images: fit to the model's square input.")] = Fit.crop,
     dtype: Annotated[Dtype, typer.Option(help="Weights in the file.")] = Dtype.float32,
+    refine_steps: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=100_000,
+            help="Images: then refine each INR this many Adam steps against its input "
+            "(batched; refine's defaults), recording the PSNR before and after.",
+        ),
+    ] = 0,
+    refine_lr: Annotated[
+        float | None, typer.Option(help="With --refine-steps: the learning rate (default 1e-3).")
+    ] = None,
     max_pixels: MaxPixelsOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
@@ -59,6 +73,7 @@ def encode(
     from models.encoding import encode_image_file, encode_views_file
     from models.inr_file import save_inr
     from models.training import resolve_device
+    from transinr_cli.refine import refine_settings
 
     view_indices = parse_indices(views, "--views")
     view_inputs = [path for path in inputs if is_views_source(path)]
@@ -66,6 +81,11 @@ def encode(
         raise TransInrError("give either images or views folders to one encode, not both")
     if not view_inputs and view_indices is not None:
         raise TransInrError("--views chooses views of an object folder; images take no --views")
+    if view_inputs and (refine_steps or refine_lr is not None):
+        raise TransInrError(
+            "--refine-steps is for images; refine a NeRF with `transinr refine FILE --views DIR`"
+        )
+    settings = refine_settings("image", refine_lr, None)
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(
         model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
@@ -80,31 +100,85 @@ def encode(
         )
     for target in targets:
         check_output(target, overwrite)
-    results = []
-    for source, target in zip(inputs, targets, strict=True):
+    encoded = []
+    for source in inputs:
         if view_inputs:
-            inr_file, seconds = encode_views_file(
-                meta_learner, checkpoint, source, view_indices, torch_device
+            encoded.append(
+                encode_views_file(meta_learner, checkpoint, source, view_indices, torch_device)
             )
         else:
-            inr_file, seconds = encode_image_file(
-                meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
+            encoded.append(
+                encode_image_file(
+                    meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
+                )
             )
+            if not quiet and not as_json:
+                note_input(source, encoded[-1][0].info)
+    refine_time = 0.0
+    if refine_steps:
+        refine_time = refine_all(encoded, inputs, refine_steps, settings, torch_device, quiet)
+    results = []
+    for source, target, (inr_file, seconds) in zip(inputs, targets, encoded, strict=True):
         ensure_parent(target)
         save_inr(inr_file, target, dtype.value)
         psnr = inr_file.info["encode_psnr"]
-        results.append(
-            {
-                ("views" if view_inputs else "image"): str(source),
-                "inr": str(target),
-                "encode_seconds": seconds,
-                "psnr": psnr,
-            }
-        )
+        result = {
+            ("views" if view_inputs else "image"): str(source),
+            "inr": str(target),
+            "encode_seconds": seconds,
+            "psnr": psnr,
+        }
+        if refine_steps:
+            result["refined_psnr"] = inr_file.info["refined_psnr"]
+            result["refine_seconds"] = refine_time / len(inputs)
+        results.append(result)
         if not as_json and not quiet:
-            console.print(
-                f"{source} -> {target}  encode {seconds * 1000:.0f} ms  PSNR {psnr:.2f} dB"
-                + ("  (1024 rays of the support views)" if view_inputs else "")
-            )
+            console.print(result_line(source, target, inr_file.info, seconds, view_inputs))
     if as_json:
         print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
+
+
+def note_input(source: Path, info: dict) -> None:
+    """Say what of the picture was encoded when some of it was left out (never silently)."""
+    fit = info.get("fit", {})
+    box = fit.get("source_box", [0, 0, 0, 0])
+    if (box[2] - box[0], box[3] - box[1]) != (fit.get("source_width"), fit.get("source_height")):
+        error_console.print(
+            f"note: {source}: encoded {info['input_region']} (--fit pad keeps the whole picture)",
+            markup=False,
+            highlight=False,
+        )
+
+
+def refine_all(encoded, inputs, steps: int, settings, device, quiet: bool) -> float:
+    """Refine the encoded image INRs in place, with a progress bar; returns the seconds."""
+    import time
+
+    from models.encoding import refine_encoded_images
+
+    started = time.perf_counter()
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("refine", total=steps * len(inputs))
+        refine_encoded_images(
+            [inr_file for inr_file, _ in encoded],
+            inputs,
+            steps,
+            settings,
+            device,
+            on_step=lambda images: bar.advance(task_id, images),
+        )
+    return time.perf_counter() - started
+
+
+def result_line(source: Path, target: Path, info: dict, seconds: float, views: bool) -> str:
+    """One line per input: the file written, the encode time and the PSNR, labelled."""
+    line = (
+        f"{source} -> {target}  encode {seconds * 1000:.0f} ms  PSNR {info['encode_psnr']:.2f} dB"
+    )
+    if views:
+        return line + "  (1024 rays of the support views)"
+    if "refined_psnr" in info:
+        line += f" -> {info['refined_psnr']:.2f} dB after {info['refine_steps']} refinement steps"
+    size = info.get("input_size")
+    where = "crop" if info.get("fit", {}).get("mode") == "crop" else "input"
+    return line + f"  (on the {size}x{size} {where})"

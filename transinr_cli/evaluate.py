@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,7 @@ def evaluate_nerf(
     support_views: int,
     pairs: int,
     refine_steps: int,
-    refine_lr: float,
+    refine_lr: float | None,
     seed: int,
     limit: int,
     device,
@@ -125,7 +126,13 @@ def evaluate(
     refine_steps: Annotated[
         int, typer.Option(min=0, help="Also score after K refinement steps.")
     ] = 0,
-    refine_lr: Annotated[float, typer.Option(help="Refinement learning rate.")] = 1e-4,
+    refine_lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Refinement learning rate (default: as `refine`: images 1e-3 with a cosine "
+            "schedule, NeRF 1e-4)."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=0, help="Score only the first N images.")] = 0,
     input_size: Annotated[
         int | None,
@@ -148,6 +155,10 @@ def evaluate(
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder")
+    if refine_lr is not None and not (math.isfinite(refine_lr) and 0 < refine_lr <= 100):
+        raise TransInrError(
+            f"--refine-lr {refine_lr} is out of range; use a positive rate, e.g. 1e-3"
+        )
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device)
     if checkpoint.config.task != task.value:

@@ -19,6 +19,7 @@ from transinr_cli.common import (
     MaxPixelsOption,
     OverwriteOption,
     QuietOption,
+    Schedule,
     check_output,
     console,
     ensure_parent,
@@ -33,19 +34,23 @@ def image_objective(
 ) -> tuple[Callable, Callable]:
     """Loss and PSNR on the observed pixels of the image, fitted as at encode time."""
     from models.images import content_mask, fit_image, load_image
-    from models.refinement import image_loss, observed_psnr
+    from models.refinement import check_refine_target, image_loss, observed_psnr
 
     size = int(inr_file.info.get("input_size", 0)) or max(
         int(inr_file.info.get("native_width", 0)), int(inr_file.info.get("native_height", 0))
     )
     fit_mode = inr_file.info.get("fit", {}).get("mode", "crop")
-    fitted, fit_info = fit_image(load_image(image, max_pixels), size, fit_mode)
+    picture = load_image(image, max_pixels)
+    fitted, fit_info = fit_image(picture, size, fit_mode)
     observed = fitted[None].to(device)
     mask = content_mask(size, fit_info.content_box)
 
     def measure(weights) -> float:
         return observed_psnr(weights, inr_file.inr, observed, mask).item()
 
+    check_refine_target(
+        inr_file.info, picture.shape[1], picture.shape[2], measure(inr_file.batched(device))
+    )
     return image_loss(inr_file.inr, observed, mask, coordinates), measure
 
 
@@ -69,6 +74,22 @@ def nerf_objective(inr_file, views: Path, view_ids: str | None, rays: int, devic
     return view_loss(inr_file.inr, sampling, posed, rays, device=device), measure
 
 
+def refine_settings(task: str, lr: float | None, schedule) -> object:
+    """The task's default Adam settings, with --lr and --schedule applied and checked."""
+    import math
+
+    from models.refinement import RefineSettings
+
+    defaults = RefineSettings() if task == "image" else RefineSettings(1e-4, "constant")
+    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 100):
+        raise TransInrError(f"--lr {lr} is out of range; use a positive rate up to 100, e.g. 1e-3")
+    return RefineSettings(
+        defaults.lr if lr is None else lr,
+        defaults.schedule if schedule is None else schedule.value,
+        defaults.betas,
+    )
+
+
 @handle_errors
 def refine(
     inr: Annotated[Path, typer.Argument(help="The .inr file to refine.")],
@@ -83,7 +104,17 @@ def refine(
     ] = None,
     rays: Annotated[int, typer.Option(min=1, help="NeRF: random rays a step.")] = 1024,
     steps: Annotated[int, typer.Option(min=1, help="Adam steps.")] = 100,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-4,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Adam learning rate (default: images 1e-3, measured in bench/refine.py; "
+            "NeRF 1e-4, the paper's)."
+        ),
+    ] = None,
+    schedule: Annotated[
+        Schedule | None,
+        typer.Option(help="lr schedule: constant, or cosine to 0 (default: images cosine)."),
+    ] = None,
     coordinates: Annotated[
         Coordinates,
         typer.Option(
@@ -102,7 +133,7 @@ def refine(
 ) -> None:
     """Test-time optimisation of all INR weights on the observed pixels (or views)."""
     from models.inr_file import InrFile, load_inr, save_inr
-    from models.refinement import refine as refine_weights
+    from models.refinement import refine_and_check
     from models.training import resolve_device
 
     inr_file = load_inr(inr)
@@ -126,21 +157,24 @@ def refine(
         loss_fn, measure = image_objective(
             inr_file, image, torch_device, max_pixels, coordinates.value
         )
-    before = measure(weights)
+    settings = refine_settings(inr_file.task, lr, schedule)
     with progress_bar(quiet, "loss") as bar:
         task_id = bar.add_task("refine", total=steps, loss="")
-        tuned = refine_weights(
+        tuned, before, after = refine_and_check(
             weights,
             loss_fn,
+            measure,
             steps,
-            lr,
+            settings,
             on_step=lambda step, loss: bar.update(task_id, completed=step, loss=f"loss {loss:.5f}"),
+            keep_best=inr_file.task == "image",  # NeRF: a loss on random rays; measure decides
         )
-    after = measure(tuned)
     info = {
         **inr_file.info,
         "refine_steps": steps,
-        "refine_lr": lr,
+        "refine_lr": settings.lr,
+        "refine_schedule": settings.schedule,
+        "psnr_before_refine": round(before, 4),
         "refined_psnr": round(after, 4),
     }
     dtype = "float16" if inr_file.weights[0].dtype == torch.float16 else "float32"
