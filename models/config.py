@@ -134,8 +134,11 @@ class ModelConfig:
     # The meta-learner (Sec. 4 baselines): "trans-inr"; "single-vector", one weight token whose
     # output modulates every layer (G = 1), the bottleneck the paper argues against; or
     # "learned-init" (Tancik et al. 2021), a learned INR initialisation adapted per sample by
-    # `inner_steps` SGD steps of `inner_lr` (MAML; `first_order` drops second derivatives).
+    # `inner_steps` SGD steps of `inner_lr` (MAML; `first_order` drops second derivatives);
+    # "ipc" (Kim et al. 2023), one low-rank generated layer (`ipc_layer`, rank = `groups`),
+    # every other weight shared (models/hypernetwork.py).
     method: str = "trans-inr"
+    ipc_layer: int = 1  # "ipc": the one generated INR layer (ginr-ipc's image configs: 1)
     inner_steps: int = 2
     inner_lr: float = 1.0  # SGD on the full-image MSE: 1.0 beat 0.01, 0.3 and 3 in a trial
     first_order: bool = False
@@ -156,6 +159,8 @@ class ModelConfig:
     def group_counts(self) -> list[int]:
         if self.method == "single-vector":
             return [1] * self.inr.depth
+        if self.method == "ipc":
+            return [self.groups if i == self.ipc_layer else 0 for i in range(self.inr.depth)]
         return [min(self.groups, fan_out) for _, fan_out in self.inr.layer_shapes()]
 
     @property
@@ -178,6 +183,10 @@ class ModelConfig:
         if self.method not in METHODS:
             raise TransInrError(
                 f"unknown --method '{self.method}'; choose one of: {', '.join(METHODS)}"
+            )
+        if self.method == "ipc" and not 0 <= self.ipc_layer < self.inr.depth:
+            raise TransInrError(
+                f"ipc layer {self.ipc_layer} is out of range; use 0 to {self.inr.depth - 1}"
             )
         if not 1 <= self.inner_steps <= 100:
             raise TransInrError(f"--inner-steps {self.inner_steps} is out of range; use 1 to 100")
@@ -322,7 +331,7 @@ NERF_PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
-METHODS = ("trans-inr", "single-vector", "learned-init")
+METHODS = ("trans-inr", "single-vector", "learned-init", "ipc")
 PRESETS: dict[str, dict[str, ModelConfig]] = {"image": IMAGE_PRESETS, "nerf": NERF_PRESETS}
 TASKS = tuple(PRESETS)
 
@@ -340,4 +349,6 @@ def preset_config(name: str, task: str = "image", **overrides) -> ModelConfig:
     for key, value in overrides.items():
         if value is not None:
             setattr(config, key, value)
+    if config.method == "ipc" and overrides.get("groups") is None:
+        config.groups = config.inr.width  # rank = width, as ginr-ipc's 256 at width 256
     return config.validate()

@@ -37,6 +37,7 @@ class TransInr(nn.Module):
             config.dim,
             config.groups,
             single_vector=config.method == "single-vector",
+            ipc_layer=config.ipc_layer if config.method == "ipc" else None,
         )
 
     def forward(self, observations: torch.Tensor) -> INRWeights:
@@ -71,5 +72,7 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
     }
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
     counts["weight tokens"] = hyper.weight_tokens.numel()
+    if hyper.ipc_layer is not None:
+        counts["shared factor"] = hyper.shared_factor.numel()
     counts["total"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return counts

@@ -667,3 +667,20 @@ def test_refine_warns_about_another_image(tmp_path, inr_path, image_folder):
         invoke("refine", inr_path, "--image", other, "--steps", 2, "-o", tmp_path / "o.inr")
     )
     assert "20x50" in stderr_of(result) and "encoded from a 40x36" in stderr_of(result)
+
+
+def test_ipc_trains_encodes_renders_and_refines_like_trans_inr(tmp_path, image_folder):
+    run = tmp_path / "ipc"
+    summary = json_of(
+        invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
+               "--method", "ipc", "--steps", 2, "--batch-size", 8, "--workers", 0,
+               "--val-images", 8, "--device", "cpu", "--out", run, "--quiet", "--json")
+    )  # fmt: skip
+    assert summary["steps"] == 2
+    assert load_checkpoint(run / "last.safetensors").config.method == "ipc"
+    image = image_folder / "img00.png"
+    json_of(invoke("encode", image, "--model", run, "-o", tmp_path / "a.inr", "--json",
+                   "--refine-steps", 2))  # fmt: skip
+    assert_ok(invoke("render", tmp_path / "a.inr", "--size", 64, "-o", tmp_path / "a.png", "-q"))
+    assert_ok(invoke("attention", image, "--model", run, "-o", tmp_path / "att.png", "-q"))
+    assert (tmp_path / "att.png").stat().st_size > 0

@@ -83,6 +83,7 @@ class Method(str, Enum):
     trans_inr = "trans-inr"
     learned_init = "learned-init"
     single_vector = "single-vector"
+    ipc = "ipc"
 
 
 class Dtype(str, Enum):

@@ -46,6 +46,7 @@ def print_summary(config, as_json: bool) -> None:
         "trans-inr": "Trans-INR",
         "learned-init": "Learned Init",
         "single-vector": "Single vector",
+        "ipc": "IPC",
     }
     table = Table(title=f"{names[config.method]} preset '{config.preset}' (task {config.task})")
     table.add_column("part")
@@ -145,7 +146,8 @@ def train(
     method: Annotated[
         Method,
         typer.Option(
-            help="trans-inr; or a baseline: learned-init (MAML) or single-vector (one latent)."
+            help="trans-inr; ipc (one low-rank generated layer, Kim et al. 2023); or a "
+            "baseline: learned-init (MAML) or single-vector (one latent)."
         ),
     ] = Method.trans_inr,
     inner_steps: Annotated[
