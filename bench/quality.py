@@ -5,7 +5,8 @@
     python bench/quality.py --upscale-model runs/c89-up2 # the learned upscale table too
 
 Sections (printed as markdown; --json prints one JSON object; --picture also writes the
-side-by-side PNG of the README: input pixels, bicubic, INR anti-aliased, INR raw, at 4x):
+side-by-side PNG of the README, at 4x the model's input: the input's pixels, bicubic, the INR
+of one forward pass, the INR after 100 refinement steps):
   native   one-pass PSNR on the first --native-images faces of the celeba-89 test split.
   smooth   each face rendered at 4x its native size, compared with bicubic upsampling of the
            same INR's native render: the 99.5th percentile of the absolute difference (/255),
@@ -130,20 +131,27 @@ def section_upscale(model, upscale_model, faces: torch.Tensor, low: int = 45) ->
     return {"images": len(faces), "input_size": low, "psnr": table}
 
 
-def picture(model, source: Path, target: Path, factor: int = 4) -> None:
-    """Side by side at `factor` x the model's input: the input (pixels), bicubic upsampling of
-    it, the INR rendered at that size (anti-aliased, as `render` does) and its raw function."""
+def picture(model, source: Path, target: Path, factor: int = 4, steps: int = 100) -> None:
+    """Side by side at `factor` x the model's input: the input (its pixels), bicubic upsampling
+    of it, the INR of one forward pass and the INR after `steps` refinement steps (refine's
+    defaults), both rendered at that size as `render` does."""
     from models.images import encode_png, fit_image, load_image
+    from models.refinement import RefineSettings, image_loss, refine_report
 
     size = model.config.image_size
     image = fit_image(load_image(source), size, "crop")[0][None]
     weights = encode(model, image)
+    with torch.enable_grad():
+        refined = refine_report(
+            [w.clone() for w in weights], image_loss(model.config.inr, image), steps,
+            RefineSettings(),
+        ).weights  # fmt: skip
     large = size * factor
     panels = [
         F.interpolate(image, scale_factor=factor, mode="nearest"),
         bicubic(image, large),
         render(weights, model, large),
-        render(weights, model, large, antialias=False),
+        render(refined, model, large),
     ]
     gap = torch.ones(1, 3, large, 4)
     row = torch.cat([part for panel in panels for part in (panel, gap)][:-1], dim=-1)

@@ -73,6 +73,10 @@ def main() -> None:
     parser.add_argument("--data-description", required=True)
     parser.add_argument("--hardware", default=None, help="default: this machine")
     parser.add_argument("--training-note", default="", help="e.g. how the run was resumed")
+    parser.add_argument(
+        "--prior-steps", type=int, default=0, help="steps of the runs it was fine-tuned from"
+    )
+    parser.add_argument("--prior-seconds", type=float, default=0.0, help="their training seconds")
     parser.add_argument("--eval", required=True, help="eval command without --model")
     parser.add_argument("--refine-eval", default=None, help="eval command with --refine-steps")
     parser.add_argument("--example", required=True, help="encode command of the example input")
@@ -110,6 +114,14 @@ def main() -> None:
             "hardware": args.hardware or hardware(),
             "command": args.train_command,
             **({"note": args.training_note} if args.training_note else {}),
+            **(
+                {
+                    "total_steps": state.get("step") + args.prior_steps,
+                    "total_wall_seconds": round(state.get("seconds", 0.0) + args.prior_seconds),
+                }
+                if args.prior_steps
+                else {}
+            ),
         },
         evaluation=evaluation,
         example=example,
