@@ -143,6 +143,32 @@ def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
         raise TransInrError(f"{name}: 'content_box' is {box!r}, not a box in (-1, 1); re-encode it")
 
 
+FILE_SIGNATURES = {
+    b"\x89PNG": "PNG image",
+    b"\xff\xd8\xff": "JPEG image",
+    b"GIF8": "GIF image",
+    b"RIFF": "RIFF (WebP image or audio) file",
+    b"BM": "BMP image",
+    b"II*\x00": "TIFF image",
+    b"MM\x00*": "TIFF image",
+    b"PK\x03\x04": "zip archive",
+    b"%PDF": "PDF document",
+    b"\x80\x02": "pickle",
+    b"{": "JSON file",
+}
+
+
+def known_file_kind(start: bytes) -> str | None:
+    """What a file that is not safetensors is, from its first bytes (None: no known signature).
+    A safetensors file starts with a little-endian header length, then '{'."""
+    if len(start) >= 9 and start[8:9] == b"{":
+        return None
+    for signature, kind in FILE_SIGNATURES.items():
+        if start.startswith(signature):
+            return kind
+    return None
+
+
 def load_inr(path: str | Path) -> InrFile:
     """Read and validate an `.inr` file; any problem is a one-line TransInrError."""
     path = Path(path)
@@ -151,6 +177,11 @@ def load_inr(path: str | Path) -> InrFile:
     if path.stat().st_size > MAX_FILE_BYTES:
         raise TransInrError(f"{path} is larger than any .inr file we write; is it the right file?")
     data = path.read_bytes()
+    kind = known_file_kind(data[:16])
+    if kind is not None:
+        raise TransInrError(
+            f"{path} is not an .inr file (it is a {kind}); make one with `transinr encode`"
+        )
     header = read_safetensors_header(data, str(path))
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:

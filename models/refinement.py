@@ -32,7 +32,7 @@ class RefineSettings:
     """Adam on every weight; defaults from the sweep in bench/refine.py (README, Refinement)."""
 
     lr: float = 1e-3
-    schedule: str = "cosine"  # constant | cosine (from lr down to 0 over the steps)
+    schedule: str = "constant"  # constant | cosine (from lr down to 0 over the steps)
     betas: tuple[float, float] = (0.9, 0.999)
 
 

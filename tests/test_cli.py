@@ -621,7 +621,7 @@ def test_encode_and_refine_in_one_go(tmp_path, run_dir, image_folder):
         assert result["refined_psnr"] > result["psnr"]
         assert result["refine_seconds"] > 0
         info = load_inr(result["inr"]).info
-        assert info["refine_steps"] == 10 and info["refine_schedule"] == "cosine"
+        assert info["refine_steps"] == 10 and info["refine_schedule"] == "constant"
         assert info["psnr_before_refine"] == result["psnr"] == info["encode_psnr"]
     # The text output labels the PSNR with what it was measured on.
     result = assert_ok(

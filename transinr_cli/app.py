@@ -10,7 +10,7 @@ from typer.core import TyperGroup
 
 from models import __version__
 from transinr_cli.attention import attention
-from transinr_cli.common import console, error_console
+from transinr_cli.common import console, error_console, print_json_error
 from transinr_cli.data import data_app
 from transinr_cli.encode import encode
 from transinr_cli.evaluate import evaluate
@@ -31,10 +31,13 @@ class OneLineErrors(TyperGroup):
         except typer.TyperException as error:
             if not standalone_mode:
                 raise
-            where = (
-                f" (see `{error.ctx.command_path} --help`)" if getattr(error, "ctx", None) else ""
-            )
-            error_console.print(f"error: {error.format_message()}{where}", markup=False)
+            ctx = getattr(error, "ctx", None)
+            where = f"see `{ctx.command_path} --help`" if ctx else ""
+            if "--json" in (sys.argv[1:] if args is None else args):
+                print_json_error(error.format_message(), where)
+            else:
+                where = f" ({where})" if where else ""
+                error_console.print(f"error: {error.format_message()}{where}", markup=False)
             sys.exit(error.exit_code)
         except typer.Abort:
             if not standalone_mode:

@@ -6,9 +6,8 @@ import functools
 import warnings
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -21,6 +20,9 @@ from rich.progress import (
 )
 
 from models.errors import TransInrError
+
+if TYPE_CHECKING:
+    import torch
 
 console = Console(soft_wrap=True)  # result lines never wrap
 error_console = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -107,8 +109,18 @@ def check_output(path: Path, overwrite: bool) -> None:
         raise TransInrError(f"{path} already exists; pass --overwrite to replace it")
 
 
+def print_json_error(message: str, hint: str | None = None) -> None:
+    """An error as JSON on stdout, {"error": ..., "hint": ...}: our messages say the problem,
+    then after the first '; ' what to do."""
+    import json
+
+    problem, _, fix = message.partition("; ")
+    print(json.dumps({"error": problem, "hint": hint if hint is not None else fix}))
+
+
 def handle_errors(command):
-    """Turn the core's TransInrError into one line on stderr and exit code 1."""
+    """Turn the core's TransInrError into one line on stderr (with --json: a JSON object on
+    stdout) and exit code 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -118,7 +130,10 @@ def handle_errors(command):
                 warnings.showwarning = show_warning
                 return command(*args, **kwargs)
         except TransInrError as error:
-            error_console.print(f"error: {error}", markup=False)
+            if kwargs.get("as_json"):
+                print_json_error(str(error))
+            else:
+                error_console.print(f"error: {error}", markup=False)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             error_console.print("interrupted", markup=False)

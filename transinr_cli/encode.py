@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,8 @@ def encode(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            help="Image files, or one object's views: a learnit folder or its transforms.json."
+            help="Image files or folders of images (searched recursively), or one object's "
+            "views: a learnit folder or its transforms.json."
         ),
     ],
     out: Annotated[
@@ -86,34 +88,41 @@ def encode(
             "--refine-steps is for images; refine a NeRF with `transinr refine FILE --views DIR`"
         )
     settings = refine_settings("image", refine_lr, None)
-    torch_device = resolve_device(device.value)
-    checkpoint, meta_learner = load_model(
-        model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
-    )
-    several = len(inputs) > 1
-    names = [path.parent if path.suffix == ".json" else path for path in inputs]
-    targets = [output_path(out, name, ".inr", several) for name in names]
-    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if not view_inputs:
+        inputs, targets = image_targets(inputs, out)
+    else:
+        names = [path.parent if path.suffix == ".json" else path for path in inputs]
+        check_inr_target(out, len(inputs) > 1)
+        targets = [output_path(out, name, ".inr", len(inputs) > 1) for name in names]
+    counts = Counter(targets)
+    clashes = sorted(str(t) for t, count in counts.items() if count > 1)
     if clashes:
         raise TransInrError(
             f"several inputs would be written to {clashes[0]}; give them distinct file names"
         )
     for target in targets:
         check_output(target, overwrite)
+    torch_device = resolve_device(device.value)
+    checkpoint, meta_learner = load_model(
+        model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
+    )
     encoded = []
-    for source in inputs:
-        if view_inputs:
-            encoded.append(
-                encode_views_file(meta_learner, checkpoint, source, view_indices, torch_device)
-            )
-        else:
-            encoded.append(
-                encode_image_file(
-                    meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
+    with progress_bar(quiet or len(inputs) < 4) as bar:
+        task_id = bar.add_task("encode", total=len(inputs))
+        for source in inputs:
+            if view_inputs:
+                encoded.append(
+                    encode_views_file(meta_learner, checkpoint, source, view_indices, torch_device)
                 )
-            )
-            if not quiet and not as_json:
-                note_input(source, encoded[-1][0].info)
+            else:
+                encoded.append(
+                    encode_image_file(
+                        meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
+                    )
+                )
+                if not quiet and not as_json:
+                    note_input(source, encoded[-1][0].info)
+            bar.advance(task_id)
     refine_time = 0.0
     if refine_steps:
         refine_time = refine_all(encoded, inputs, refine_steps, settings, torch_device, quiet)
@@ -136,6 +145,47 @@ def encode(
             console.print(result_line(source, target, inr_file.info, seconds, view_inputs))
     if as_json:
         print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
+
+
+def check_inr_target(out: Path | None, several: bool) -> None:
+    """-o is an .inr file for one input, a folder for several; nothing else."""
+    if out is None or out.is_dir() or out.suffix == "":
+        return
+    if out.suffix != ".inr":
+        raise TransInrError(
+            f"-o {out}: encode writes .inr files; name it {out.with_suffix('.inr')} (to get an "
+            "image, `transinr render` the .inr)"
+        )
+    if several:
+        raise TransInrError(
+            f"several inputs need an output folder, not the file {out}; use -o {out.stem}/"
+        )
+
+
+def image_targets(inputs: list[Path], out: Path | None) -> tuple[list[Path], list[Path]]:
+    """Image files, and folders searched recursively for images, with the .inr each becomes:
+    files as before; a folder's images under -o OUTDIR, mirroring the folder's layout."""
+    from models.data import IMAGE_SUFFIXES
+
+    sources, targets = [], []
+    folders = [path for path in inputs if path.is_dir()]
+    if folders and out is None:
+        raise TransInrError(f"encoding the folder {folders[0]} needs an output folder: -o OUTDIR/")
+    several = len(inputs) > 1 or bool(folders)
+    check_inr_target(out, several)
+    for path in inputs:
+        if not path.is_dir():
+            sources.append(path)
+            targets.append(output_path(out, path, ".inr", several))
+            continue
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise TransInrError(f"no images found in the folder {path}; check the path")
+        root = out / path.name if len(folders) > 1 else out
+        for image in found:
+            sources.append(image)
+            targets.append(root / image.relative_to(path).with_suffix(".inr"))
+    return sources, targets
 
 
 def note_input(source: Path, info: dict) -> None:

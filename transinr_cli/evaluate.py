@@ -129,7 +129,7 @@ def evaluate(
     refine_lr: Annotated[
         float | None,
         typer.Option(
-            help="Refinement learning rate (default: as `refine`: images 1e-3 with a cosine "
+            help="Refinement learning rate (default: as `refine`: images 1e-3, constant "
             "schedule, NeRF 1e-4)."
         ),
     ] = None,

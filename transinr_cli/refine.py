@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 
 from models.errors import TransInrError
@@ -113,7 +112,7 @@ def refine(
     ] = None,
     schedule: Annotated[
         Schedule | None,
-        typer.Option(help="lr schedule: constant, or cosine to 0 (default: images cosine)."),
+        typer.Option(help="lr schedule: constant, or cosine to 0 (default: constant)."),
     ] = None,
     coordinates: Annotated[
         Coordinates,
@@ -177,7 +176,7 @@ def refine(
         "psnr_before_refine": round(before, 4),
         "refined_psnr": round(after, 4),
     }
-    dtype = "float16" if inr_file.weights[0].dtype == torch.float16 else "float32"
+    dtype = "float16" if str(inr_file.weights[0].dtype) == "torch.float16" else "float32"
     ensure_parent(target)
     tuned_file = InrFile([w[0].cpu() for w in tuned], inr_file.inr, inr_file.task, info)
     save_inr(tuned_file, target, dtype)

@@ -8,12 +8,14 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 
 from models.errors import TransInrError
+
+if TYPE_CHECKING:
+    import numpy as np
 from transinr_cli.common import (
     Device,
     DeviceOption,
@@ -70,6 +72,7 @@ def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
     """GIF (Pillow) or MP4 (imageio-ffmpeg), encoded in a private temporary folder, then
     written to `target` atomically."""
     import imageio.v3 as iio
+    import numpy as np
 
     from models.safetensors_io import atomic_write
 
@@ -102,8 +105,12 @@ def render(
     pose: Annotated[
         Path | None, typer.Option(help="NeRF: camera-to-world 4x4 matrix file (JSON or text).")
     ] = None,
-    azimuth: Annotated[float, typer.Option(help="NeRF: camera azimuth, degrees.")] = 30.0,
-    elevation: Annotated[float, typer.Option(help="NeRF: camera elevation, degrees.")] = 30.0,
+    azimuth: Annotated[
+        float | None, typer.Option(help="NeRF: camera azimuth, degrees (default 30).")
+    ] = None,
+    elevation: Annotated[
+        float | None, typer.Option(help="NeRF: camera elevation, degrees (default 30).")
+    ] = None,
     radius: Annotated[
         float | None, typer.Option(help="NeRF: camera distance (default: the inputs').")
     ] = None,
@@ -133,6 +140,11 @@ def render(
 
     if bit_depth not in (8, 16):
         raise TransInrError(f"--bit-depth {bit_depth} is not supported; use 8 or 16")
+    if size is not None and (width is not None or height is not None):
+        raise TransInrError(
+            "--size sets the longer side at the native aspect; give either --size or "
+            "--width / --height, not both"
+        )
     inr_file = load_inr(inr)
     torch_device = resolve_device(device.value)
     started = time.perf_counter()
@@ -142,14 +154,18 @@ def render(
         if not antialias:
             raise TransInrError("--no-antialias is for image INRs; drop it for NeRF files")
         outputs, out_w, out_h = render_nerf(
-            inr_file, inr, out, size=size, bit_depth=bit_depth, pose_file=pose, azimuth=azimuth,
-            elevation=elevation, radius=radius, orbit=orbit, fps=fps, samples=samples,
+            inr_file, inr, out, size=size, bit_depth=bit_depth, pose_file=pose,
+            azimuth=30.0 if azimuth is None else azimuth,
+            elevation=30.0 if elevation is None else elevation, radius=radius, orbit=orbit,
+            fps=fps, samples=samples,
             device=torch_device, quiet=quiet, overwrite=overwrite,
         )  # fmt: skip
     else:
-        if pose or orbit or samples:
+        nerf_only = (pose, orbit, samples, azimuth, elevation, radius)
+        if any(option is not None for option in nerf_only):
             raise TransInrError(
-                f"{inr} is an image INR; --pose, --orbit and --samples are for NeRF .inr files"
+                f"{inr} is an image INR; --pose, --orbit, --samples, --azimuth, --elevation and "
+                "--radius are for NeRF .inr files: drop them"
             )
         target = out or Path(inr.stem + ".png")
         check_image_target(target, bit_depth)
@@ -259,6 +275,8 @@ def render_nerf(
     for path in frame_paths:
         check_output(path, overwrite)
     weights = inr_file.batched(device)
+    import numpy as np
+
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
     frames = []
     with progress_bar(quiet) as bar:
