@@ -210,9 +210,9 @@ def test_continuous_refinement_lowers_its_loss_and_respects_the_mask(weights):
     mask = torch.zeros(32, 32, dtype=torch.bool)
     mask[:, :16] = True  # only the left half observed
     loss_fn = image_loss(config, images, mask, "continuous")
-    before = loss_fn(weights, 0).item()
+    before = loss_fn(weights, 0).sum().item()
     tuned = refine(weights, loss_fn, 20, 1e-2)
-    assert loss_fn(tuned, 0).item() < before
+    assert loss_fn(tuned, 0).sum().item() < before
     # The right half is unobserved: changing it changes nothing, not even the interpolated
     # targets next to the boundary.
     changed = images.clone()
