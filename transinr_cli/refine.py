@@ -32,24 +32,16 @@ def image_objective(
     inr_file, image: Path, device, max_pixels: int | None = None, coordinates: str = "grid"
 ) -> tuple[Callable, Callable]:
     """Loss and PSNR on the observed pixels of the image, fitted as at encode time."""
-    from models.images import content_mask, fit_image, load_image
+    from models.encoding import fitted_observation
     from models.refinement import check_refine_target, image_loss, observed_psnr
 
-    size = int(inr_file.info.get("input_size", 0)) or max(
-        int(inr_file.info.get("native_width", 0)), int(inr_file.info.get("native_height", 0))
-    )
-    fit_mode = inr_file.info.get("fit", {}).get("mode", "crop")
-    picture = load_image(image, max_pixels)
-    fitted, fit_info = fit_image(picture, size, fit_mode)
+    fitted, mask, (height, width) = fitted_observation(inr_file.info, image, max_pixels)
     observed = fitted[None].to(device)
-    mask = content_mask(size, fit_info.content_box)
 
     def measure(weights) -> float:
         return observed_psnr(weights, inr_file.inr, observed, mask).item()
 
-    check_refine_target(
-        inr_file.info, picture.shape[1], picture.shape[2], measure(inr_file.batched(device))
-    )
+    check_refine_target(inr_file.info, height, width, measure(inr_file.batched(device)))
     return image_loss(inr_file.inr, observed, mask, coordinates), measure
 
 
