@@ -15,7 +15,7 @@ import torch
 from models.checkpoint import Checkpoint
 from models.config import INRConfig, RaySampling
 from models.errors import TransInrError
-from models.images import content_mask, fit_image, load_image
+from models.images import content_mask, fit_image, is_greyscale, load_image
 from models.inr_file import InrFile
 from models.metalearner import TransInr
 from models.refinement import (
@@ -63,13 +63,14 @@ def encode_image_file(
             "image needs an image model (--model)"
         )
     size = checkpoint.config.image_size
-    fitted, fit_info = fit_image(load_image(path, max_pixels), size, fit)
+    picture = load_image(path, max_pixels)
+    fitted, fit_info = fit_image(picture, size, fit)
     batch = fitted[None].to(device)
     weights, seconds = timed_encode(model, batch)
     mask = content_mask(size, fit_info.content_box)
     score = observed_psnr(weights, checkpoint.config.inr, batch, mask).item()
     info = {
-        **fit_info.inr_info(size, path),
+        **fit_info.inr_info(size, path, is_greyscale(picture)),
         "source_model": checkpoint.model_id,
         "encode_psnr": round(score, 4),
     }

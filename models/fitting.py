@@ -14,7 +14,7 @@ import torch
 
 from models.config import INRConfig
 from models.errors import TransInrError
-from models.images import content_mask, load_image
+from models.images import content_mask, is_greyscale, load_image
 from models.images import fit_image as fit_to_square
 from models.inr import INRWeights, init_weights
 from models.inr_file import InrFile
@@ -84,7 +84,8 @@ def fit_image_file(
     render, info and refine treat it alike) and the seconds the fitting took. With `pad`, only
     the picture's pixels count, not the padding.
     """
-    fitted, fit_info = fit_to_square(load_image(path, max_pixels), size, fit)
+    picture = load_image(path, max_pixels)
+    fitted, fit_info = fit_to_square(picture, size, fit)
     full = tuple(fit_info.content_box) == FULL_BOX
     mask = None if full else content_mask(size, fit_info.content_box)
     cuda = torch.device(device).type == "cuda"
@@ -94,7 +95,7 @@ def fit_image_file(
     weights, score = fit_image(fitted, inr, steps, lr, device, on_step, seed, mask)
     seconds = time.perf_counter() - started
     info = {
-        **fit_info.inr_info(size, path),
+        **fit_info.inr_info(size, path, is_greyscale(picture)),
         "fit_steps": steps,
         "fit_lr": lr,
         "fit_seed": seed,

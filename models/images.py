@@ -125,10 +125,12 @@ class FitInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def inr_info(self, input_size: int, source: str | Path) -> dict:
-        """The fields an image `.inr` file records about its input (encode and fit alike)."""
+    def inr_info(self, input_size: int, source: str | Path, greyscale: bool = False) -> dict:
+        """The fields an image `.inr` file records about its input (encode and fit alike);
+        a greyscale input renders greyscale."""
         return {
             "input_size": input_size,
+            "greyscale": greyscale,
             "fit": self.to_dict(),
             "native_width": self.native_width,
             "native_height": self.native_height,
@@ -186,12 +188,23 @@ def content_mask(size: int, box: tuple[float, float, float, float]) -> torch.Ten
     return rows[:, None] & cols[None, :]
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """An (H, W, 3) uint8 or uint16 array as PNG bytes (8 or 16 bits per channel).
+def is_greyscale(image: torch.Tensor, tolerance: float = 2.0 / 255.0) -> bool:
+    """Whether a (3, H, W) picture has no colour: at every pixel the channels agree to within
+    `tolerance` (an L, LA or 16-bit grey file, or grey content saved as RGB JPEG)."""
+    return bool((image.amax(0) - image.amin(0)).max() <= tolerance)
 
-    Written directly (Pillow cannot write 16-bit RGB): signature, IHDR, one IDAT, IEND.
+
+def to_grey(array: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 / uint16 -> (H, W) of the same dtype: the mean of the channels."""
+    return array.astype(np.float64).mean(axis=2).round().astype(array.dtype)
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """An (H, W, 3) RGB or (H, W) grey uint8 / uint16 array as PNG bytes (8 or 16 bits per
+    channel). Written directly (Pillow cannot write 16-bit RGB): signature, IHDR, one IDAT, IEND.
     """
-    height, width, _ = array.shape
+    height, width = array.shape[:2]
+    colour_type = 0 if array.ndim == 2 else 2
     bit_depth = 16 if array.dtype == np.uint16 else 8
     rows = array.astype(">u2" if bit_depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
     raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
@@ -200,7 +213,7 @@ def encode_png(array: np.ndarray) -> bytes:
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
 
-    header = struct.pack(">IIBBBBB", width, height, bit_depth, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)

@@ -130,6 +130,8 @@ def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
         value = info.get(key, 1)
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
             raise TransInrError(f"{name}: '{key}' is {value!r}, not a size; re-encode it")
+    if not isinstance(info.get("greyscale", False), bool):
+        raise TransInrError(f"{name}: 'greyscale' is {info['greyscale']!r}, not true or false")
     box = info.get("content_box", [-1.0, -1.0, 1.0, 1.0])
     valid = (
         isinstance(box, list)

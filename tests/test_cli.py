@@ -254,6 +254,27 @@ def test_render_jpeg(tmp_path, inr_path):
         assert image.format == "JPEG" and image.size == (32, 32)
 
 
+def test_greyscale_in_greyscale_out(tmp_path, run_dir):
+    """A grey picture (L mode, or grey content saved as RGB) renders as a grey PNG / JPEG with
+    no colour tint; a colour picture stays RGB."""
+    grey = synthetic_image(3).mean(axis=2).astype(np.uint8)  # (H, W)
+    Image.fromarray(grey, mode="L").save(tmp_path / "grey.png")
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(tmp_path / "grey-rgb.png")
+    write_png(tmp_path / "colour.png", synthetic_image(3))
+    for name, mode in (("grey", "L"), ("grey-rgb", "L"), ("colour", "RGB")):
+        assert_ok(invoke("encode", f"{name}.png", "--model", run_dir, "-o", f"{name}.inr", "-q"))
+        assert load_inr(tmp_path / f"{name}.inr").info["greyscale"] is (mode == "L")
+        for suffix in (".png", ".jpg"):
+            assert_ok(
+                invoke("render", f"{name}.inr", "--size", 48, "-o", f"out-{name}{suffix}", "-q")
+            )
+            with Image.open(tmp_path / f"out-{name}{suffix}") as image:
+                assert image.mode == mode and image.size == (48, 48)
+    assert_ok(invoke("render", "grey.inr", "--bit-depth", 16, "-o", "deep.png", "-q"))
+    assert png_size(tmp_path / "deep.png")[2] == 16
+    assert (tmp_path / "deep.png").read_bytes()[25] == 0  # IHDR colour type 0: greyscale
+
+
 def test_render_matches_the_core_renderer(tmp_path, inr_path):
     from models.antialias import render_gains
     from models.rendering import render_quantized

@@ -55,7 +55,7 @@ def render_size(
 
 
 def image_bytes(array: np.ndarray, suffix: str) -> bytes:
-    """Encode an (H, W, 3) uint8 / uint16 array for a file name suffix."""
+    """Encode an (H, W, 3) RGB or (H, W) grey uint8 / uint16 array for a file name suffix."""
     from models.images import encode_png
 
     if suffix == ".png":
@@ -214,7 +214,7 @@ def render_image_file(
         gains = render_gains(inr_file.inr, input_size, out_h, out_w, box)
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("render", total=out_h)
-        return render_quantized(
+        array = render_quantized(
             inr_file.batched(device),
             inr_file.inr,
             out_h,
@@ -224,6 +224,11 @@ def render_image_file(
             on_rows=lambda rows: bar.advance(task_id, rows),
             gains=gains,
         )
+    if inr_file.info.get("greyscale", False):
+        from models.images import to_grey
+
+        return to_grey(array)  # a grey input renders grey: no colour tint
+    return array
 
 
 def render_nerf(
