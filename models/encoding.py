@@ -17,6 +17,7 @@ from models.config import INRConfig, RaySampling
 from models.errors import TransInrError
 from models.images import content_mask, fit_image, is_greyscale, load_image
 from models.inr_file import InrFile
+from models.inr_header import ImageHeader, NerfHeader, SceneBounds, with_refinement
 from models.metalearner import TransInr
 from models.refinement import (
     RefineSettings,
@@ -69,13 +70,13 @@ def encode_image_file(
     weights, seconds = timed_encode(model, batch)
     mask = content_mask(size, fit_info.content_box)
     score = observed_psnr(weights, checkpoint.config.inr, batch, mask).item()
-    info = {
-        **fit_info.inr_info(size, path, is_greyscale(picture)),
-        "source_model": checkpoint.model_id,
-        "encode_psnr": round(score, 4),
-    }
+    header = ImageHeader(
+        **fit_info.header_fields(size, path, is_greyscale(picture)),
+        source_model=checkpoint.model_id,
+        encode_psnr=round(score, 4),
+    )
     weights = [w[0].detach().cpu() for w in weights]
-    return InrFile(weights, checkpoint.config.inr, "image", info), seconds
+    return InrFile(weights, checkpoint.config.inr, "image", header), seconds
 
 
 def encode_views_file(
@@ -106,40 +107,37 @@ def encode_views_file(
     score = support_ray_psnr(weights, config.inr, config.sampling, posed, device)
     radius = camera_radius(posed.poses)
     size = posed.images.shape[-1]
-    info = {
-        "near": config.near,
-        "far": config.far,
-        "samples": config.samples,
-        "camera_angle_x": posed.camera_angle_x,
-        "focal": posed.focal,
-        "view_size": size,
-        "native_width": size,
-        "native_height": size,
-        "camera_convention": "OpenGL camera-to-world, pixel-centre rays, depth along -z",
-        "support_views": views,
-        "support_poses": posed.poses.tolist(),
-        "scene_bounds": {"centre": [0.0, 0.0, 0.0], "radius": max(radius - config.near, 0.0)},
-        "camera_radius": radius,
-        "source_model": checkpoint.model_id,
-        "source_views": str(source),
-        "encode_psnr": round(score, 4),
-    }
+    header = NerfHeader(
+        near=config.near,
+        far=config.far,
+        samples=config.samples,
+        camera_angle_x=posed.camera_angle_x,
+        focal=posed.focal,
+        view_size=size,
+        native_width=size,
+        native_height=size,
+        camera_convention="OpenGL camera-to-world, pixel-centre rays, depth along -z",
+        support_views=list(views),
+        support_poses=posed.poses.tolist(),
+        scene_bounds=SceneBounds(radius=max(radius - config.near, 0.0)),
+        camera_radius=radius,
+        source_model=checkpoint.model_id,
+        source_views=str(source),
+        encode_psnr=round(score, 4),
+    )
     weights = [w[0].detach().cpu() for w in weights]
-    return InrFile(weights, config.inr, "nerf", info), seconds
+    return InrFile(weights, config.inr, "nerf", header), seconds
 
 
 def fitted_observation(
-    info: dict, path: str | Path, max_pixels: int | None = None
+    header: ImageHeader, path: str | Path, max_pixels: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """The image an image INR observes, fitted as its file records: (3, S, S) in [0, 1], the
     mask (S, S) of observed pixels, and the picture's (height, width) before fitting."""
-    size = int(info.get("input_size", 0)) or max(
-        int(info.get("native_width", 0)), int(info.get("native_height", 0))
-    )
-    fit_mode = info.get("fit", {}).get("mode", "crop")
+    fit_mode = header.fit.mode if header.fit is not None else "crop"
     picture = load_image(path, max_pixels)
-    fitted, fit_info = fit_image(picture, size, fit_mode)
-    return fitted, content_mask(size, fit_info.content_box), tuple(picture.shape[1:])
+    fitted, fit_info = fit_image(picture, header.input_size, fit_mode)
+    return fitted, content_mask(header.input_size, fit_info.content_box), tuple(picture.shape[1:])
 
 
 def refine_encoded_images(
@@ -153,10 +151,10 @@ def refine_encoded_images(
     on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Refine freshly encoded image INRs against their own inputs, in batches of images with
-    the same observed box; each file's weights are replaced and its info records the PSNR
+    the same observed box; each file's weights are replaced and its header records the PSNR
     before and after (encode and refine in one go). `on_step(images)` after every step."""
     observations = [
-        fitted_observation(f.info, s, max_pixels) for f, s in zip(files, sources, strict=True)
+        fitted_observation(f.header, s, max_pixels) for f, s in zip(files, sources, strict=True)
     ]
     groups: dict[bytes, list[int]] = {}
     for index, (_, mask, _) in enumerate(observations):
@@ -185,14 +183,13 @@ def refine_encoded_images(
                 improved = bool(after[offset] >= before[offset])
                 source = refined.weights if improved else weights
                 files[index].weights = [w[offset].detach().cpu() for w in source]
-                files[index].info.update(
-                    {
-                        "refine_steps": steps,
-                        "refine_lr": settings.lr,
-                        "refine_schedule": settings.schedule,
-                        "psnr_before_refine": round(before[offset].item(), 4),
-                        "refined_psnr": round(max(after[offset], before[offset]).item(), 4),
-                    }
+                files[index].header = with_refinement(
+                    files[index].header,
+                    steps,
+                    settings.lr,
+                    settings.schedule,
+                    before[offset].item(),
+                    max(after[offset], before[offset]).item(),
                 )
 
 

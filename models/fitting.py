@@ -18,6 +18,7 @@ from models.images import content_mask, is_greyscale, load_image
 from models.images import fit_image as fit_to_square
 from models.inr import INRWeights, init_weights
 from models.inr_file import InrFile
+from models.inr_header import ImageHeader
 from models.refinement import image_loss, observed_psnr, refine
 from models.rendering import FULL_BOX
 
@@ -94,12 +95,12 @@ def fit_image_file(
     started = time.perf_counter()
     weights, score = fit_image(fitted, inr, steps, lr, device, on_step, seed, mask)
     seconds = time.perf_counter() - started
-    info = {
-        **fit_info.inr_info(size, path, is_greyscale(picture)),
-        "fit_steps": steps,
-        "fit_lr": lr,
-        "fit_seed": seed,
-        "activation": inr.activation,
-        "psnr": round(score, 4),
-    }
-    return InrFile(weights, inr, "image", info), seconds
+    header = ImageHeader(
+        **fit_info.header_fields(size, path, is_greyscale(picture)),
+        fit_steps=steps,
+        fit_lr=lr,
+        fit_seed=seed,
+        activation=inr.activation,
+        psnr=round(score, 4),
+    )
+    return InrFile(weights, inr, "image", header), seconds

@@ -125,16 +125,16 @@ class FitInfo:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def inr_info(self, input_size: int, source: str | Path, greyscale: bool = False) -> dict:
-        """The fields an image `.inr` file records about its input (encode and fit alike);
-        a greyscale input renders greyscale."""
+    def header_fields(self, input_size: int, source: str | Path, greyscale: bool = False) -> dict:
+        """The ImageHeader fields an image `.inr` file records about its input (encode and fit
+        alike); a greyscale input renders greyscale."""
         return {
             "input_size": input_size,
             "greyscale": greyscale,
-            "fit": self.to_dict(),
+            "fit": self,
             "native_width": self.native_width,
             "native_height": self.native_height,
-            "content_box": list(self.content_box),
+            "content_box": tuple(self.content_box),
             "source_image": Path(source).name,
             "input_region": self.describe(input_size),
         }

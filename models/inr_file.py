@@ -2,7 +2,8 @@
 
 Rendering needs only this file, not the meta-learner. Tensors `layer.{i}` of shape (in + 1, out);
 metadata key `format` = "transinr.inr", `format_version`, and `transinr` = JSON with the task, the
-INR architecture, coordinate convention, native size, content box, source model and encode PSNR.
+INR architecture, coordinate convention and the typed header of models/inr_header.py (native
+size, content box or cameras, source model, PSNR).
 The header is read and checked (format, version, every tensor's name, dtype and shape against
 the declared architecture, sizes) before any tensor is allocated.
 """
@@ -11,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,8 +21,8 @@ from safetensors.torch import load as load_safetensors
 from models import __version__
 from models.config import INRConfig
 from models.errors import TransInrError
-from models.images import FIT_MODES
 from models.inr import INRWeights
+from models.inr_header import HEADERS, Header, header_from_dict, header_to_dict, shown
 from models.safetensors_io import (  # noqa: F401  (atomic_write, peek_format: re-exported)
     MAX_FILE_BYTES,
     atomic_write,
@@ -44,8 +44,8 @@ class InrFile:
 
     weights: INRWeights
     inr: INRConfig
-    task: str = "image"
-    info: dict = field(default_factory=dict)  # native size, content box, source, PSNR, ...
+    task: str
+    header: Header  # what the INR stands for: ImageHeader or NerfHeader
 
     def batched(self, device: torch.device | str = "cpu") -> INRWeights:
         """Weights as a batch of one, float32 on `device`."""
@@ -67,12 +67,14 @@ def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
     }
     if not all(torch.isfinite(t).all() for t in tensors.values()):
         raise TransInrError(f"the weights overflow {dtype}; use --dtype float32")
+    if not isinstance(inr_file.header, HEADERS[inr_file.task]):
+        raise TransInrError(f"a {inr_file.task} INR needs a {HEADERS[inr_file.task].__name__}")
     header = {
+        **header_to_dict(inr_file.header),
         "task": inr_file.task,
         "inr": dataclasses.asdict(inr_file.inr),
         "coordinates": COORDINATES,
         "tool_version": __version__,
-        **inr_file.info,
     }
     metadata = {
         "format": FORMAT_NAME,
@@ -89,60 +91,16 @@ def save_inr(inr_file: InrFile, path: str | Path, dtype: str = "float32") -> Non
 TASK_SHAPES = {"image": (2, 3), "nerf": (3, 4)}  # (coordinate dims, outputs) of each task's INR
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def check_info(task: str, inr: INRConfig, info: dict, name: str) -> None:
-    """Validate the task against the architecture, and the fields rendering relies on."""
+def check_task(task: str, inr: INRConfig, name: str) -> None:
+    """The task must be known and match the architecture's coordinate and output sizes."""
     if task not in TASK_SHAPES:
-        raise TransInrError(f"{name} is a {task!r} INR, unknown to this transinr; upgrade it")
+        raise TransInrError(f"{name} is a {shown(task)} INR, unknown to this transinr; upgrade it")
     coord_dim, out_dim = TASK_SHAPES[task]
     if (inr.coord_dim, inr.out_dim) != (coord_dim, out_dim):
         raise TransInrError(
             f"{name}: a {task} INR maps {coord_dim}-D coordinates to {out_dim} outputs, this one "
             f"{inr.coord_dim}-D to {inr.out_dim}; the file is corrupt: re-encode it"
         )
-    if task == "nerf":
-        near, far = info.get("near"), info.get("far")
-        focal, samples = info.get("focal"), info.get("samples", 128)
-        valid = (
-            _number(near)
-            and _number(far)
-            and 0 < near < far <= 1e4
-            and _number(focal)
-            and 0 < focal <= 1e6
-            and isinstance(samples, int)
-            and 2 <= samples <= 4096
-        )
-        view_size, radius = info.get("view_size", 128), info.get("camera_radius", 4.0)
-        valid = valid and isinstance(view_size, int) and not isinstance(view_size, bool)
-        valid = valid and 1 <= view_size <= 16384 and _number(radius) and 0 < radius <= 1e4
-        if not valid:
-            raise TransInrError(
-                f"{name}: a nerf INR needs valid near, far, focal, samples, view size and camera "
-                "radius; re-encode it"
-            )
-    fit = info.get("fit", {"mode": "crop"})
-    if not isinstance(fit, dict) or fit.get("mode", "crop") not in FIT_MODES:
-        raise TransInrError(f"{name}: 'fit' is {fit!r}, not a fit record; re-encode it")
-    for key in ("native_width", "native_height", "input_size"):
-        value = info.get(key, 1)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 20:
-            raise TransInrError(f"{name}: '{key}' is {value!r}, not a size; re-encode it")
-    if not isinstance(info.get("greyscale", False), bool):
-        raise TransInrError(f"{name}: 'greyscale' is {info['greyscale']!r}, not true or false")
-    box = info.get("content_box", [-1.0, -1.0, 1.0, 1.0])
-    valid = (
-        isinstance(box, list)
-        and len(box) == 4
-        and all(_number(v) for v in box)
-        and all(-1.0 <= v <= 1.0 for v in box)
-        and box[0] < box[2]
-        and box[1] < box[3]
-    )
-    if not valid:
-        raise TransInrError(f"{name}: 'content_box' is {box!r}, not a box in (-1, 1); re-encode it")
 
 
 FILE_SIGNATURES = {
@@ -205,7 +163,9 @@ def load_inr(path: str | Path) -> InrFile:
         )
     inr = INRConfig.from_dict(info.pop("inr", None), f"{path}: INR architecture")
     task = info.pop("task")
-    check_info(task, inr, info, str(path))
+    check_task(task, inr, str(path))
+    info.pop("coordinates", None)
+    typed_header = header_from_dict(task, info, str(path))
     shapes = inr.layer_shapes()
     expected = {f"layer.{i}": [fan_in + 1, fan_out] for i, (fan_in, fan_out) in enumerate(shapes)}
     found = {key: value for key, value in header.items() if key != "__metadata__"}
@@ -229,5 +189,4 @@ def load_inr(path: str | Path) -> InrFile:
     weights = [tensors[f"layer.{i}"] for i in range(len(shapes))]
     if not all(torch.isfinite(w).all() for w in weights):
         raise TransInrError(f"{path} holds non-finite weights; re-encode it")
-    info.pop("coordinates", None)
-    return InrFile(weights=weights, inr=inr, task=task, info=info)
+    return InrFile(weights=weights, inr=inr, task=task, header=typed_header)

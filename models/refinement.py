@@ -19,6 +19,7 @@ import torch
 
 from models.config import INRConfig, RaySampling
 from models.inr import INRWeights, grid_image_inr
+from models.inr_header import ImageHeader
 from models.rays import camera_rays
 from models.rendering import psnr, render_pixels
 from models.view_data import PosedViews
@@ -75,8 +76,9 @@ def refine_report(
             values = torch.where(torch.isfinite(values), values, torch.full_like(values, math.inf))
             if best_loss is None:
                 initial, best_loss = values.clone(), values.clone()
-                best_step = torch.zeros(len(values), dtype=torch.long)
-                diverged = torch.zeros(len(values), dtype=torch.bool)
+                # on the losses' device: a GPU mask cannot index or update CPU tensors
+                best_step = torch.zeros(len(values), dtype=torch.long, device=values.device)
+                diverged = torch.zeros(len(values), dtype=torch.bool, device=values.device)
             else:
                 better = values < best_loss if keep_best else torch.ones_like(diverged)
                 if step < steps and not keep_best:
@@ -152,19 +154,19 @@ def refine_and_check(
     return refined.weights, before, after
 
 
-def check_refine_target(info: dict, height: int, width: int, psnr_before: float) -> None:
+def check_refine_target(header: ImageHeader, height: int, width: int, psnr_before: float) -> None:
     """Warn when the image given to refine looks like another picture than the one encoded:
     another size or aspect than recorded, or a PSNR far below the recorded one."""
-    fit = info.get("fit") if isinstance(info.get("fit"), dict) else {}
-    source = (fit.get("source_width"), fit.get("source_height"))
-    if all(isinstance(side, int) for side in source) and source != (width, height):
+    fit = header.fit
+    source = (fit.source_width, fit.source_height) if fit is not None else (width, height)
+    if source != (width, height):
         warnings.warn(
             f"the image is {width}x{height} but the file was encoded from a "
             f"{source[0]}x{source[1]} picture; refine against the image it was encoded from",
             stacklevel=2,
         )
-    recorded = info.get("refined_psnr", info.get("encode_psnr"))
-    if isinstance(recorded, int | float) and psnr_before < recorded - 3.0:
+    recorded = header.refined_psnr if header.refined_psnr is not None else header.encode_psnr
+    if recorded is not None and psnr_before < recorded - 3.0:
         warnings.warn(
             f"the INR scores {psnr_before:.2f} dB on this image, far below the {recorded:.2f} dB "
             "recorded in the file; is it the image it was encoded from?",

@@ -15,7 +15,10 @@ from models.config import preset_config
 from models.errors import TransInrError
 from models.inr import init_weights
 from models.inr_file import InrFile, save_inr
+from models.inr_header import ImageHeader
 from models.metalearner import TransInr
+
+HEADER = ImageHeader(native_width=8, native_height=8)
 
 
 @pytest.fixture
@@ -107,7 +110,7 @@ def test_foreign_and_inr_files_are_not_checkpoints(tmp_path):
         load_checkpoint(foreign)
     config = preset_config("tiny").inr
     inr = tmp_path / "face.inr"
-    save_inr(InrFile([w[0] for w in init_weights(config)], config), inr)
+    save_inr(InrFile([w[0] for w in init_weights(config)], config, "image", HEADER), inr)
     with pytest.raises(TransInrError, match="an .inr file"):
         load_checkpoint(inr)
 

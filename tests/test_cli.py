@@ -26,6 +26,7 @@ from models.config import preset_config
 from models.data import folder_files
 from models.inr import init_weights
 from models.inr_file import InrFile, load_inr, save_inr
+from models.inr_header import NerfHeader
 from transinr_cli.app import app
 
 runner = CliRunner()
@@ -170,10 +171,10 @@ def test_encode_two_images_into_a_folder(encoded):
         inr = load_inr(entry["inr"])
         assert inr.task == "image"
         assert inr.inr == preset_config("tiny").inr
-        assert inr.info["source_image"] == Path(entry["image"]).name
-        assert inr.info["encode_psnr"] == pytest.approx(entry["psnr"], abs=1e-3)
-        assert inr.info["source_model"] == encoded["json"]["model"]
-        assert (inr.info["native_width"], inr.info["native_height"]) == (36, 36)  # 36x40 crop
+        assert inr.header.source_image == Path(entry["image"]).name
+        assert inr.header.encode_psnr == pytest.approx(entry["psnr"], abs=1e-3)
+        assert inr.header.source_model == encoded["json"]["model"]
+        assert (inr.header.native_width, inr.header.native_height) == (36, 36)  # 36x40 crop
         assert entry["encode_seconds"] >= 0
     first, second = (load_inr(r["inr"]).weights[0] for r in results)
     assert not torch.equal(first, second)
@@ -187,9 +188,9 @@ def test_encode_one_image_to_a_file_with_pad_and_float16(tmp_path, run_dir):
     )  # fmt: skip
     inr = load_inr(tmp_path / "wide.inr")
     assert inr.weights[0].dtype == torch.float16
-    y0, x0, y1, x1 = inr.info["content_box"]
+    y0, x0, y1, x1 = inr.header.content_box
     assert (x0, x1) == (-1.0, 1.0) and -1 < y0 < y1 < 1
-    assert (inr.info["native_width"], inr.info["native_height"]) == (60, 30)
+    assert (inr.header.native_width, inr.header.native_height) == (60, 30)
     assert_ok(invoke("render", "wide.inr", "-o", "wide-render.png", "--size", 48, "--quiet"))
     assert png_size(tmp_path / "wide-render.png") == (48, 24, 8)  # native aspect, longer side 48
 
@@ -263,7 +264,7 @@ def test_greyscale_in_greyscale_out(tmp_path, run_dir):
     write_png(tmp_path / "colour.png", synthetic_image(3))
     for name, mode in (("grey", "L"), ("grey-rgb", "L"), ("colour", "RGB")):
         assert_ok(invoke("encode", f"{name}.png", "--model", run_dir, "-o", f"{name}.inr", "-q"))
-        assert load_inr(tmp_path / f"{name}.inr").info["greyscale"] is (mode == "L")
+        assert load_inr(tmp_path / f"{name}.inr").header.greyscale is (mode == "L")
         for suffix in (".png", ".jpg"):
             assert_ok(
                 invoke("render", f"{name}.inr", "--size", 48, "-o", f"out-{name}{suffix}", "-q")
@@ -285,7 +286,7 @@ def test_render_matches_the_core_renderer(tmp_path, inr_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "raw.png")), expected)
     # By default, below the native 32 px: the integrated encoding of the 20 px footprint.
     assert_ok(invoke("render", inr_path, "--size", 20, "-o", "out.png", "-q"))
-    gains = render_gains(inr.inr, inr.info["input_size"], 20, 20)
+    gains = render_gains(inr.inr, inr.header.input_size, 20, 20)
     assert gains is not None
     smooth = render_quantized(inr.batched(), inr.inr, 20, 20, gains=gains)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), smooth)
@@ -311,8 +312,8 @@ def test_refine_writes_a_new_file_and_keeps_the_input(tmp_path, inr_path, image_
     assert details["psnr_after"] > details["psnr_before"]
     assert inr_path.read_bytes() == before and inr_path.stat().st_mtime_ns == mtime
     tuned = load_inr(refined)
-    assert tuned.info["refine_steps"] == 5
-    assert tuned.info["refined_psnr"] == pytest.approx(details["psnr_after"], abs=1e-3)
+    assert tuned.header.refine_steps == 5
+    assert tuned.header.refined_psnr == pytest.approx(details["psnr_after"], abs=1e-3)
     assert not torch.equal(tuned.weights[0], load_inr(inr_path).weights[0])
     assert listing(tmp_path) == {"face.inr", "face.refined.inr"}
 
@@ -449,7 +450,15 @@ def test_render_and_info_refuse_a_newer_format_version(inr_path, out_dir, image_
 def nerf_inr(tmp_path) -> Path:
     config = preset_config("tiny").inr
     path = tmp_path / "chair.inr"
-    save_inr(InrFile([w[0] for w in init_weights(config)], config, "nerf", {}), path)
+    save_inr(
+        InrFile(
+            [w[0] for w in init_weights(config)],
+            config,
+            "nerf",
+            NerfHeader(near=2.0, far=6.0, focal=40.0),
+        ),
+        path,
+    )
     return path
 
 
@@ -641,9 +650,9 @@ def test_encode_and_refine_in_one_go(tmp_path, run_dir, image_folder):
     for result in details["results"]:
         assert result["refined_psnr"] > result["psnr"]
         assert result["refine_seconds"] > 0
-        info = load_inr(result["inr"]).info
-        assert info["refine_steps"] == 10 and info["refine_schedule"] == "constant"
-        assert info["psnr_before_refine"] == result["psnr"] == info["encode_psnr"]
+        header = load_inr(result["inr"]).header
+        assert header.refine_steps == 10 and header.refine_schedule == "constant"
+        assert header.psnr_before_refine == result["psnr"] == header.encode_psnr
     # The text output labels the PSNR with what it was measured on.
     result = assert_ok(
         invoke("encode", images[0], "--model", run_dir, "-o", tmp_path / "one.inr",
@@ -662,7 +671,7 @@ def test_encode_says_what_it_cropped(tmp_path, run_dir, image_folder):
         invoke("encode", image_folder / "img00.png", "--model", run_dir, "-o", tmp_path / "a.inr")
     )
     assert "note:" in stderr_of(result) and "36x36 crop of the 40x36 image" in stderr_of(result)
-    assert load_inr(tmp_path / "a.inr").info["input_region"].startswith("the centre 36x36")
+    assert load_inr(tmp_path / "a.inr").header.input_region.startswith("the centre 36x36")
     result = assert_ok(
         invoke("encode", image_folder / "img00.png", "--model", run_dir, "-o", tmp_path / "b.inr",
                "--fit", "pad")
@@ -679,7 +688,7 @@ def test_refine_never_leaves_a_worse_file(tmp_path, inr_path, image_folder):
     details = json.loads(result.stdout)
     assert details["psnr_after"] >= details["psnr_before"]
     assert "warning:" in stderr_of(result) and "lower --lr" in stderr_of(result)
-    assert load_inr(tmp_path / "wild.inr").info["refined_psnr"] >= details["psnr_before"] - 1e-3
+    assert load_inr(tmp_path / "wild.inr").header.refined_psnr >= details["psnr_before"] - 1e-3
 
 
 def test_refine_warns_about_another_image(tmp_path, inr_path, image_folder):

@@ -31,6 +31,7 @@ from models.checkpoint import load_checkpoint
 from models.config import RaySampling, preset_config
 from models.inr import init_weights
 from models.inr_file import InrFile, load_inr, save_inr
+from models.inr_header import ImageHeader
 from models.rays import focal_from_angle, look_at_pose
 from models.synth import CAMERA_ANGLE_X
 from models.volume_rendering import render_view
@@ -81,7 +82,15 @@ def image_inr(tmp_path) -> Path:
     config = preset_config("tiny").inr
     path = tmp_path / "face.inr"
     torch.manual_seed(0)
-    save_inr(InrFile([w[0] for w in init_weights(config)], config, "image", {}), path)
+    save_inr(
+        InrFile(
+            [w[0] for w in init_weights(config)],
+            config,
+            "image",
+            ImageHeader(native_width=8, native_height=8),
+        ),
+        path,
+    )
     return path
 
 
@@ -178,13 +187,13 @@ def test_encode_given_the_transforms_json_path(tmp_path, cli_run, chair, encoded
     )
     same, first = load_inr(tmp_path / "y.inr"), load_inr(encoded)
     assert all(torch.equal(a, b) for a, b in zip(same.weights, first.weights, strict=True))
-    assert entry["psnr"] == pytest.approx(first.info["encode_psnr"], abs=1e-3)
+    assert entry["psnr"] == pytest.approx(first.header.encode_psnr, abs=1e-3)
 
 
 def test_encode_default_view_and_default_name(tmp_path, cli_run, chair):
     assert_ok(invoke("encode", chair, "--model", cli_run, "-q"))
     written = tmp_path / f"{chair.name}.inr"
-    assert load_inr(written).info["support_views"] == [0]
+    assert load_inr(written).header.support_views == [0]
 
 
 def test_render_one_view(tmp_path, x_inr):
@@ -196,9 +205,9 @@ def test_render_one_view(tmp_path, x_inr):
     # It is the core's render from the default camera (azimuth 30, elevation 30, the inputs'
     # radius) with the .inr file's focal scaled to 16 pixels.
     inr = load_inr(x_inr)
-    pose = look_at_pose(30.0, 30.0, inr.info["camera_radius"])[None]
+    pose = look_at_pose(30.0, 30.0, inr.header.camera_radius)[None]
     expected = render_view(
-        inr.batched(), inr.inr, RaySampling(2.0, 6.0, 8), pose, 16, 16, inr.info["focal"] / 8
+        inr.batched(), inr.inr, RaySampling(2.0, 6.0, 8), pose, 16, 16, inr.header.focal / 8
     )
     expected = (expected[0].numpy() * 255).round().astype(np.uint8)
     assert np.array_equal(png_pixels(tmp_path / "v.png"), expected)
@@ -265,8 +274,8 @@ def test_refine_a_nerf_with_its_views(tmp_path, x_inr, chair):
     assert details["output"] == str(refined) and details["steps"] == 2
     assert 0 < details["psnr_before"] < 100 and 0 < details["psnr_after"] < 100
     tuned = load_inr(refined)
-    assert tuned.task == "nerf" and tuned.info["refine_steps"] == 2
-    assert tuned.info["support_views"] == [0, 3]
+    assert tuned.task == "nerf" and tuned.header.refine_steps == 2
+    assert tuned.header.support_views == [0, 3]
     assert not torch.equal(tuned.weights[0], load_inr(x_inr).weights[0])
     assert x_inr.read_bytes() == before
     other = json_of(

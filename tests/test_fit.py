@@ -24,6 +24,7 @@ from models.inr import (
     init_weights,
 )
 from models.inr_file import InrFile, load_inr, save_inr
+from models.inr_header import ImageHeader
 from models.refinement import observed_psnr
 from models.rendering import coordinate_grid, pixel_centres, render_image
 
@@ -158,19 +159,22 @@ def test_running_out_of_memory_is_a_one_line_error(monkeypatch):
 def test_fit_image_file_pad_records_the_content_box(tmp_path):
     path = write_png(tmp_path / "wide.png", synthetic_image(1, 8, 16))
     inr_file, seconds = fit_image_file(path, tiny_inr("relu"), 16, 3, 1e-3, fit="pad")
-    info = inr_file.info
-    assert seconds > 0 and info["fit"]["mode"] == "pad"
-    assert info["content_box"] == [-0.5, -1.0, 0.5, 1.0]
-    assert (info["native_width"], info["native_height"], info["input_size"]) == (16, 8, 16)
-    assert (info["fit_steps"], info["fit_lr"], info["activation"]) == (3, 1e-3, "relu")
+    header = inr_file.header
+    assert seconds > 0 and header.fit.mode == "pad"
+    assert header.content_box == (-0.5, -1.0, 0.5, 1.0)
+    assert (header.native_width, header.native_height, header.input_size) == (16, 8, 16)
+    assert (header.fit_steps, header.fit_lr, header.activation) == (3, 1e-3, "relu")
+
+
+SINE_HEADER = ImageHeader(native_width=16, native_height=16, activation="sine")
 
 
 def test_a_sine_inr_file_round_trips(tmp_path):
     config = tiny_inr("sine")
     weights = [w[0] for w in random_weights(config)]
-    save_inr(InrFile(weights, config, "image", {"activation": "sine"}), tmp_path / "s.inr")
+    save_inr(InrFile(weights, config, "image", SINE_HEADER), tmp_path / "s.inr")
     loaded = load_inr(tmp_path / "s.inr")
-    assert loaded.inr == config and loaded.info["activation"] == "sine"
+    assert loaded.inr == config and loaded.header.activation == "sine"
     assert all(torch.equal(a, b) for a, b in zip(loaded.weights, weights, strict=True))
     assert torch.equal(
         render_image(loaded.batched(), config, 6, 6),
@@ -230,7 +234,7 @@ def test_fit_refuses_an_existing_output_without_overwrite(tmp_path, picture):
     assert_fails(invoke(*args), "already exists", "--overwrite")
     assert out.read_bytes() == b"keep me"
     assert_ok(invoke(*args, "--overwrite"))
-    assert load_inr(out).info["fit_steps"] == 2
+    assert load_inr(out).header.fit_steps == 2
 
 
 def test_fit_bad_input_is_one_error_line_and_no_file(tmp_path, picture):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -13,18 +14,24 @@ from safetensors.torch import save_file
 
 from models.config import preset_config
 from models.errors import TransInrError
+from models.images import FitInfo
 from models.inr import init_weights
 from models.inr_file import FORMAT_NAME, InrFile, inr_bytes, load_inr, peek_format, save_inr
+from models.inr_header import ImageHeader
 from models.rendering import render_image, render_quantized
 
+FIT = FitInfo("pad", 40, 30, 40, 30, (-0.75, -1.0, 0.75, 1.0), (0, 0, 40, 30))
 INFO = {
     "native_width": 40,
     "native_height": 30,
-    "content_box": [-0.75, -1.0, 0.75, 1.0],
+    "content_box": (-0.75, -1.0, 0.75, 1.0),
     "source_model": "tiny-0123456789ab",
     "encode_psnr": 21.5,
-    "fit": {"mode": "pad"},
+    "fit": FIT,
 }
+
+
+SIZE = {"native_width": 40, "native_height": 30}
 
 
 @pytest.fixture
@@ -32,7 +39,7 @@ def inr_file() -> InrFile:
     torch.manual_seed(0)
     config = preset_config("tiny").inr
     weights = [w[0] + 0.05 * torch.randn_like(w[0]) for w in init_weights(config)]
-    return InrFile(weights=weights, inr=config, task="image", info=dict(INFO))
+    return InrFile(weights=weights, inr=config, task="image", header=ImageHeader(**INFO))
 
 
 @pytest.fixture
@@ -70,7 +77,7 @@ def test_round_trip_keeps_weights_config_and_info(saved, inr_file):
         assert a.dtype == torch.float32
         assert torch.equal(a, b)
     for key, value in INFO.items():
-        assert loaded.info[key] == value
+        assert getattr(loaded.header, key) == value
     assert loaded.parameter_count() == inr_file.inr.parameter_count()
     assert peek_format(saved) == FORMAT_NAME
     assert not list(saved.parent.glob(".face.inr.*"))  # no temporary file left behind
@@ -171,6 +178,68 @@ def test_unreadable_metadata_is_refused(saved, metadata_change):
         load_inr(saved)
 
 
+def edit_header(path: Path, **changes) -> Path:
+    """Set (or, with value DROP, remove) fields of the file's typed header."""
+
+    def change(header):
+        fields = json.loads(header["__metadata__"]["transinr"])
+        for key, value in changes.items():
+            fields.pop(key) if value is DROP else fields.__setitem__(key, value)
+        header["__metadata__"]["transinr"] = json.dumps(fields)
+
+    return rewrite(path, change)
+
+
+DROP = object()
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"sparkle": 1}, "unknown header field 'sparkle'"),
+        ({"native_width": "40"}, "'native_width' is \"40\", not a int"),
+        ({"native_width": 0}, "outside"),
+        ({"native_width": True}, "not a int"),
+        ({"native_width": DROP}, "'native_width' is missing"),
+        ({"encode_psnr": 1e308 * 10}, "not a float"),
+        ({"content_box": [-1, -1, 1]}, "needs 4 items"),
+        ({"content_box": [1, -1, -1, 1]}, "empty"),
+        ({"content_box": [-2, -1, 1, 1]}, "outside"),
+        ({"greyscale": "yes"}, "not a bool"),
+        ({"fit": {"mode": "pad"}}, "'fit.source_width' is missing"),
+        ({"fit": [1]}, "not an object"),
+        ({"source_image": "x" * 5000}, "not a str"),
+        ({"support_views": [0]}, "unknown header field 'support_views'"),  # a NeRF field
+    ],
+    ids=lambda value: str(value)[:30],
+)
+def test_the_typed_header_is_strict(saved, changes, needle):
+    """Unknown keys, wrong types, missing fields and out-of-range values are refused with one
+    line naming the field; nothing else in the file is looked at first."""
+    edit_header(saved, **changes)
+    with pytest.raises(TransInrError) as error:
+        load_inr(saved)
+    message = str(error.value)
+    assert needle in message
+    assert "\n" not in message and message.endswith("re-encode it")
+
+
+def test_files_without_the_newer_fields_still_load(saved):
+    """A file of this release written before `greyscale` and `input_size` were recorded."""
+    edit_header(saved, greyscale=DROP, input_size=DROP, fit=DROP)
+    header = load_inr(saved).header
+    assert (header.greyscale, header.input_size, header.fit) == (False, 40, None)
+
+
+def test_a_header_is_written_as_it_is_read(saved, inr_file):
+    """Fields left unset are not written; what is written comes back equal."""
+    fields = json.loads(split_file(saved.read_bytes())[0]["__metadata__"]["transinr"])
+    assert "refined_psnr" not in fields and "psnr" not in fields
+    assert load_inr(saved).header == dataclasses.replace(
+        inr_file.header, tool_version=fields["tool_version"]
+    )
+
+
 @pytest.mark.parametrize(
     "inr_change",
     [{"width": "wide"}, {"depth": "3"}, {"fourier_count": None}],
@@ -193,7 +262,7 @@ def test_wrong_tensor_shapes_are_refused(tmp_path, inr_file):
     metadata = {
         "format": FORMAT_NAME,
         "format_version": "1",
-        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__}),
+        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__, **SIZE}),
     }
     path = tmp_path / "shapes.inr"
     path.write_bytes(save_safetensors(tensors, metadata=metadata))
@@ -205,7 +274,7 @@ def test_missing_and_extra_tensors_are_refused(tmp_path, inr_file):
     metadata = {
         "format": FORMAT_NAME,
         "format_version": "1",
-        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__}),
+        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__, **SIZE}),
     }
     tensors = {f"layer.{i}": w for i, w in enumerate(inr_file.weights)}
     for name, changed in [
@@ -222,7 +291,7 @@ def test_wrong_dtype_is_refused(tmp_path, inr_file):
     metadata = {
         "format": FORMAT_NAME,
         "format_version": "1",
-        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__}),
+        "transinr": json.dumps({"task": "image", "inr": inr_file.inr.__dict__, **SIZE}),
     }
     tensors = {f"layer.{i}": w.double() for i, w in enumerate(inr_file.weights)}
     path = tmp_path / "double.inr"

@@ -562,17 +562,17 @@ def test_encode_views_file_writes_camera_metadata(nerf_run, chair):
     assert [tuple(w.shape) for w in inr_file.weights] == [
         (fan_in + 1, fan_out) for fan_in, fan_out in TINY.inr.layer_shapes()
     ]
-    info = inr_file.info
-    assert (info["near"], info["far"], info["samples"]) == (2.0, 6.0, TINY.samples)
-    assert info["support_views"] == [0, 3]
-    assert info["focal"] == pytest.approx(focal_from_angle(128, synth.CAMERA_ANGLE_X))
-    assert info["camera_radius"] == pytest.approx(4.0, rel=1e-5)
-    assert info["view_size"] == 128 and len(info["support_poses"]) == 2
-    assert 0 < info["encode_psnr"] < 100
+    header = inr_file.header
+    assert (header.near, header.far, header.samples) == (2.0, 6.0, TINY.samples)
+    assert header.support_views == [0, 3]
+    assert header.focal == pytest.approx(focal_from_angle(128, synth.CAMERA_ANGLE_X))
+    assert header.camera_radius == pytest.approx(4.0, rel=1e-5)
+    assert header.view_size == 128 and len(header.support_poses) == 2
+    assert 0 < header.encode_psnr < 100
     again, _ = encode_views_file(model, checkpoint, chair / "transforms.json", [0, 3])
     assert all(torch.equal(a, b) for a, b in zip(inr_file.weights, again.weights, strict=True))
     single, _ = encode_views_file(model, checkpoint, chair)  # default: view 0
-    assert single.info["support_views"] == [0]
+    assert single.header.support_views == [0]
     assert not torch.equal(single.weights[0], inr_file.weights[0])
 
 

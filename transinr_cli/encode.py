@@ -121,7 +121,7 @@ def encode(
                     )
                 )
                 if not quiet and not as_json:
-                    note_input(source, encoded[-1][0].info)
+                    note_input(source, encoded[-1][0].header)
             bar.advance(task_id)
     refine_time = 0.0
     if refine_steps:
@@ -130,7 +130,7 @@ def encode(
     for source, target, (inr_file, seconds) in zip(inputs, targets, encoded, strict=True):
         ensure_parent(target)
         save_inr(inr_file, target, dtype.value)
-        psnr = inr_file.info["encode_psnr"]
+        psnr = inr_file.header.encode_psnr
         result = {
             ("views" if view_inputs else "image"): str(source),
             "inr": str(target),
@@ -138,11 +138,11 @@ def encode(
             "psnr": psnr,
         }
         if refine_steps:
-            result["refined_psnr"] = inr_file.info["refined_psnr"]
+            result["refined_psnr"] = inr_file.header.refined_psnr
             result["refine_seconds"] = refine_time / len(inputs)
         results.append(result)
         if not as_json and not quiet:
-            console.print(result_line(source, target, inr_file.info, seconds, view_inputs))
+            console.print(result_line(source, target, inr_file.header, seconds, view_inputs))
     if as_json:
         print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
 
@@ -188,13 +188,11 @@ def image_targets(inputs: list[Path], out: Path | None) -> tuple[list[Path], lis
     return sources, targets
 
 
-def note_input(source: Path, info: dict) -> None:
+def note_input(source: Path, header) -> None:
     """Say what of the picture was encoded when some of it was left out (never silently)."""
-    fit = info.get("fit", {})
-    box = fit.get("source_box", [0, 0, 0, 0])
-    if (box[2] - box[0], box[3] - box[1]) != (fit.get("source_width"), fit.get("source_height")):
+    if header.fit is not None and header.fit.discards_pixels:
         error_console.print(
-            f"note: {source}: encoded {info['input_region']} (--fit pad keeps the whole picture)",
+            f"note: {source}: encoded {header.input_region} (--fit pad keeps the whole picture)",
             markup=False,
             highlight=False,
         )
@@ -220,15 +218,13 @@ def refine_all(encoded, inputs, steps: int, settings, device, quiet: bool) -> fl
     return time.perf_counter() - started
 
 
-def result_line(source: Path, target: Path, info: dict, seconds: float, views: bool) -> str:
+def result_line(source: Path, target: Path, header, seconds: float, views: bool) -> str:
     """One line per input: the file written, the encode time and the PSNR, labelled."""
-    line = (
-        f"{source} -> {target}  encode {seconds * 1000:.0f} ms  PSNR {info['encode_psnr']:.2f} dB"
-    )
+    line = f"{source} -> {target}  encode {seconds * 1000:.0f} ms  PSNR {header.encode_psnr:.2f} dB"
     if views:
         return line + "  (1024 rays of the support views)"
-    if "refined_psnr" in info:
-        line += f" -> {info['refined_psnr']:.2f} dB after {info['refine_steps']} refinement steps"
-    size = info.get("input_size")
-    where = "crop" if info.get("fit", {}).get("mode") == "crop" else "input"
+    if header.refined_psnr is not None:
+        line += f" -> {header.refined_psnr:.2f} dB after {header.refine_steps} refinement steps"
+    size = header.input_size
+    where = "crop" if header.fit is not None and header.fit.mode == "crop" else "input"
     return line + f"  (on the {size}x{size} {where})"

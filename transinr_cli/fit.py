@@ -125,7 +125,7 @@ def fit(
         bar.stop()
     ensure_parent(target)
     save_inr(inr_file, target, dtype.value)
-    psnr = inr_file.info["psnr"]
+    psnr = inr_file.header.psnr
     if as_json:
         result = {
             "image": str(image),

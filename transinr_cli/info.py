@@ -20,6 +20,7 @@ def info(
     """Print an .inr file's (or checkpoint's) metadata and parameter count."""
     from models.checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
     from models.inr_file import load_inr
+    from models.inr_header import header_to_dict
     from models.safetensors_io import peek_format
 
     if not (path.is_dir() or peek_format(path) == CHECKPOINT_FORMAT):
@@ -31,7 +32,7 @@ def info(
             "parameters": inr_file.parameter_count(),
             "dtype": str(inr_file.weights[0].dtype).replace("torch.", ""),
             "inr": inr_file.inr.__dict__,
-            **inr_file.info,
+            **header_to_dict(inr_file.header),
         }
     else:
         from models.checkpoint import load_checkpoint

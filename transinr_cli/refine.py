@@ -35,13 +35,13 @@ def image_objective(
     from models.encoding import fitted_observation
     from models.refinement import check_refine_target, image_loss, observed_psnr
 
-    fitted, mask, (height, width) = fitted_observation(inr_file.info, image, max_pixels)
+    fitted, mask, (height, width) = fitted_observation(inr_file.header, image, max_pixels)
     observed = fitted[None].to(device)
 
     def measure(weights) -> float:
         return observed_psnr(weights, inr_file.inr, observed, mask).item()
 
-    check_refine_target(inr_file.info, height, width, measure(inr_file.batched(device)))
+    check_refine_target(inr_file.header, height, width, measure(inr_file.batched(device)))
     return image_loss(inr_file.inr, observed, mask, coordinates), measure
 
 
@@ -52,12 +52,10 @@ def nerf_objective(inr_file, views: Path, view_ids: str | None, rays: int, devic
     from models.refinement import view_loss
     from models.view_data import load_views
 
-    info = inr_file.info
-    chosen = parse_indices(view_ids, "--view-ids") or info.get("support_views") or [0]
+    header = inr_file.header
+    chosen = parse_indices(view_ids, "--view-ids") or header.support_views or [0]
     posed = load_views(views, chosen)
-    sampling = RaySampling(
-        float(info.get("near", 2.0)), float(info.get("far", 6.0)), int(info.get("samples", 128))
-    )
+    sampling = RaySampling(header.near, header.far, header.samples)
 
     def measure(weights) -> float:
         return support_ray_psnr(weights, inr_file.inr, sampling, posed, device)
@@ -124,6 +122,7 @@ def refine(
 ) -> None:
     """Test-time optimisation of all INR weights on the observed pixels (or views)."""
     from models.inr_file import InrFile, load_inr, save_inr
+    from models.inr_header import with_refinement
     from models.refinement import refine_and_check
     from models.training import resolve_device
 
@@ -160,17 +159,10 @@ def refine(
             on_step=lambda step, loss: bar.update(task_id, completed=step, loss=f"loss {loss:.5f}"),
             keep_best=inr_file.task == "image",  # NeRF: a loss on random rays; measure decides
         )
-    info = {
-        **inr_file.info,
-        "refine_steps": steps,
-        "refine_lr": settings.lr,
-        "refine_schedule": settings.schedule,
-        "psnr_before_refine": round(before, 4),
-        "refined_psnr": round(after, 4),
-    }
+    header = with_refinement(inr_file.header, steps, settings.lr, settings.schedule, before, after)
     dtype = "float16" if str(inr_file.weights[0].dtype) == "torch.float16" else "float32"
     ensure_parent(target)
-    tuned_file = InrFile([w[0].cpu() for w in tuned], inr_file.inr, inr_file.task, info)
+    tuned_file = InrFile([w[0].cpu() for w in tuned], inr_file.inr, inr_file.task, header)
     save_inr(tuned_file, target, dtype)
     if as_json:
         print(

@@ -34,12 +34,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-def render_size(
-    inr_info: dict, size: int | None, width: int | None, height: int | None
-) -> tuple[int, int]:
+def render_size(header, size: int | None, width: int | None, height: int | None) -> tuple[int, int]:
     """Output (width, height): --size sets the longer side at the native aspect."""
-    native_w = int(inr_info.get("native_width", 256))
-    native_h = int(inr_info.get("native_height", 256))
+    native_w, native_h = header.native_width, header.native_height
     for name, value in (("--size", size), ("--width", width), ("--height", height)):
         check_size(name, value)
     if width and height:
@@ -170,7 +167,7 @@ def render(
         target = out or Path(inr.stem + ".png")
         check_image_target(target, bit_depth)
         check_output(target, overwrite)
-        out_w, out_h = render_size(inr_file.info, size, width, height)
+        out_w, out_h = render_size(inr_file.header, size, width, height)
         check_size("the output width", out_w)
         check_size("the output height", out_h)
         array = render_image_file(inr_file, out_w, out_h, bit_depth, torch_device, quiet, antialias)
@@ -206,12 +203,11 @@ def render_image_file(
     from models.antialias import render_gains
     from models.rendering import render_quantized
 
-    box = tuple(inr_file.info.get("content_box", (-1.0, -1.0, 1.0, 1.0)))
+    header = inr_file.header
+    box = header.content_box
     gains = None
     if antialias:
-        native = max(inr_file.info.get("native_width", 1), inr_file.info.get("native_height", 1))
-        input_size = inr_file.info.get("input_size", native)
-        gains = render_gains(inr_file.inr, input_size, out_h, out_w, box)
+        gains = render_gains(inr_file.inr, header.input_size, out_h, out_w, box)
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("render", total=out_h)
         array = render_quantized(
@@ -224,7 +220,7 @@ def render_image_file(
             on_rows=lambda rows: bar.advance(task_id, rows),
             gains=gains,
         )
-    if inr_file.info.get("greyscale", False):
+    if header.greyscale:
         from models.images import to_grey
 
         return to_grey(array)  # a grey input renders grey: no colour tint
@@ -241,17 +237,13 @@ def render_nerf(
     from models.rays import look_at_pose, read_pose_file
     from models.volume_rendering import orbit_poses, render_view
 
-    info = inr_file.info
-    view_size = int(info.get("view_size", 128))
-    side = view_size if size is None else size
+    header = inr_file.header
+    side = header.view_size if size is None else size
     check_size("--size", side)
-    focal = float(info.get("focal", 0.0)) * side / view_size
-    near, far = float(info.get("near", 2.0)), float(info.get("far", 6.0))
-    if not (focal > 0 and 0 < near < far):
-        raise TransInrError(f"{inr} lacks camera metadata (focal, near, far); re-encode it")
-    sampling = RaySampling(near, far, samples or int(info.get("samples", 128)))
+    focal = header.focal * side / header.view_size
+    sampling = RaySampling(header.near, header.far, samples or header.samples)
     if radius is None:
-        radius = float(info.get("camera_radius", 4.0))
+        radius = header.camera_radius
     if not 0 < radius <= 1e4:
         raise TransInrError(f"--radius {radius} is not a camera distance; give a positive number")
     if orbit:

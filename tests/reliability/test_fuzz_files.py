@@ -49,6 +49,7 @@ from models.config import preset_config
 from models.errors import TransInrError
 from models.inr import init_weights
 from models.inr_file import InrFile, load_inr, save_inr
+from models.inr_header import NerfHeader
 from models.rendering import render_quantized
 
 SCALE = float(os.environ.get("TRANSINR_FUZZ_EXAMPLES", "1"))
@@ -376,7 +377,7 @@ def use_inr(inr: InrFile) -> None:
     shapes = [(fan_in + 1, fan_out) for fan_in, fan_out in inr.inr.layer_shapes()]
     assert [tuple(w.shape) for w in inr.weights] == shapes
     assert all(torch.isfinite(w).all() for w in inr.weights)
-    box = tuple(inr.info.get("content_box", (-1.0, -1.0, 1.0, 1.0)))
+    box = inr.header.content_box
     if inr.task == "image":
         render_quantized(inr.batched(), inr.inr, 3, 5, box)
 
@@ -463,7 +464,9 @@ def nerf_sample(scratch) -> bytes:
             "camera_radius": 4.0, "support_views": [0]}  # fmt: skip
     path = scratch / "chair.inr"
     torch.manual_seed(0)
-    save_inr(InrFile([w[0] for w in init_weights(config)], config, "nerf", info), path)
+    save_inr(
+        InrFile([w[0] for w in init_weights(config)], config, "nerf", NerfHeader(**info)), path
+    )
     return canonical_bytes(path.read_bytes())
 
 

@@ -166,7 +166,7 @@ def test_a_1x1_image(tmp_path, tiny_run):
     (tmp_path / "dot.png").write_bytes(png_bytes(np.array([[[200, 30, 90]]], np.uint8)))
     assert_ok(invoke("encode", "dot.png", "--model", tiny_run, "-o", "dot.inr", "-q"))
     inr = load_inr("dot.inr")
-    assert (inr.info["native_width"], inr.info["native_height"]) == (1, 1)
+    assert (inr.header.native_width, inr.header.native_height) == (1, 1)
     assert_ok(invoke("render", "dot.inr", "-o", "dot1.png", "-q"))
     assert_ok(invoke("render", "dot.inr", "--size", 16, "-o", "dot16.png", "-q"))
     assert Image.open("dot1.png").size == (1, 1) and Image.open("dot16.png").size == (16, 16)
@@ -181,7 +181,7 @@ def test_extreme_aspect_ratios(tmp_path, tiny_run, fit, width, height):
     assert_ok(invoke("encode", "line.png", "--model", tiny_run, "-o", "line.inr", "--fit", fit))
     inr = load_inr("line.inr")
     native = (1, 1) if fit == "crop" else (width, height)
-    assert (inr.info["native_width"], inr.info["native_height"]) == native
+    assert (inr.header.native_width, inr.header.native_height) == native
     assert_ok(invoke("render", "line.inr", "-o", "native.png", "-q"))
     assert Image.open("native.png").size == native
     assert_ok(invoke("render", "line.inr", "--size", 64, "-o", "small.png", "-q"))

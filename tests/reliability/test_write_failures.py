@@ -31,6 +31,7 @@ from models.data import ImageDataset
 from models.errors import TransInrError
 from models.inr import init_weights
 from models.inr_file import InrFile, load_inr, save_inr
+from models.inr_header import NerfHeader
 from models.training import train
 
 BUG_MKSTEMP = (
@@ -227,7 +228,7 @@ def test_a_failed_folder_fsync_is_reported_truthfully(
     inject(monkeypatch, "dir-fsync", out_dir)
     result = invoke(*command_for("encode", target, tiny_run, image_folder, inr_copy), "--overwrite")
     if result.exit_code == 0:
-        assert load_inr(target).info["source_image"] == "img01.png"
+        assert load_inr(target).header.source_image == "img01.png"
     else:
         line = assert_fails(result)
         replaced = target.exists() and target.read_bytes() != before
@@ -272,7 +273,9 @@ def test_a_failed_checkpoint_write_keeps_the_last_one(monkeypatch, tmp_path, ima
 def nerf_inr(path: Path) -> Path:
     config = preset_config("tiny", "nerf").inr
     info = {"near": 2.0, "far": 6.0, "focal": 40.0, "samples": 4, "view_size": 32}
-    save_inr(InrFile([w[0] for w in init_weights(config)], config, "nerf", info), path)
+    save_inr(
+        InrFile([w[0] for w in init_weights(config)], config, "nerf", NerfHeader(**info)), path
+    )
     return path
 
 
@@ -312,5 +315,5 @@ def test_a_read_only_output_folder(tmp_path, read_only, tiny_run, image_folder):
                     "--overwrite", "-q")  # fmt: skip
     line = assert_fails(result)
     assert_claim_matches(line, target, before)
-    assert load_inr(target).info["source_image"] == "x.png"
+    assert load_inr(target).header.source_image == "x.png"
     assert temporaries(read_only) == []
