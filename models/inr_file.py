@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as load_safetensors
 
-from models import __version__
 from models.config import INRConfig
 from models.errors import TransInrError
 from models.inr import INRWeights
@@ -74,7 +73,6 @@ def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
         "task": inr_file.task,
         "inr": dataclasses.asdict(inr_file.inr),
         "coordinates": COORDINATES,
-        "tool_version": __version__,
     }
     metadata = {
         "format": FORMAT_NAME,

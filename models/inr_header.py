@@ -16,6 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 
+from models import __version__
 from models.errors import TransInrError
 from models.images import FIT_MODES, FitInfo
 
@@ -41,7 +42,7 @@ class Provenance:
     refine_schedule: str | None = None
     psnr_before_refine: float | None = within(-1e3, 1e3, default=None)
     refined_psnr: float | None = within(-1e3, 1e3, default=None)
-    tool_version: str = ""
+    tool_version: str = field(default_factory=lambda: __version__)  # the writer's version
 
 
 @dataclass(kw_only=True)

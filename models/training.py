@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.config import ModelConfig
 from models.data import EpochSampler
+from models.devices import resolve_device  # noqa: F401  (re-exported)
 from models.distributed import Distributed
 from models.errors import TransInrError
 from models.metalearner import build_meta_learner
@@ -98,19 +99,6 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, seconds: flo
     else:
         decayed = step >= config.lr_decay_at * total_steps
     return lr * 0.1 if decayed else lr
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TransInrError(
-            "--device cuda was given but no CUDA GPU is available; use --device cpu"
-        )
-    if name not in ("cpu", "cuda"):
-        raise TransInrError(f"unknown --device '{name}'; choose auto, cpu or cuda")
-    return torch.device(name)
 
 
 def resolve_precision(name: str, device: torch.device) -> str:

@@ -159,8 +159,9 @@ def progress_bar(quiet: bool, *fields: str) -> Progress:
 def load_model(
     model_path: Path | None, device: torch.device, default_task: str | None = None, quiet=False
 ):
-    """A checkpoint and its model; without a path, the bundled default of `default_task`."""
-    from models.checkpoint import load_checkpoint
+    """A checkpoint and its model (models.api.load_model); without a path, the bundled default
+    of `default_task`, named on stderr with the data it was trained on."""
+    from models.api import load_model as load
 
     if model_path is None:
         if default_task is None:
@@ -179,9 +180,8 @@ def load_model(
                 markup=False,
                 highlight=False,
             )
-    checkpoint = load_checkpoint(model_path)
-    model = checkpoint.build_model(device).eval()
-    return checkpoint, model
+    loaded = load(model_path, device=device)
+    return loaded.checkpoint, loaded.network
 
 
 def check_size(name: str, value: int | None) -> None:

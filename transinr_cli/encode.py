@@ -72,9 +72,9 @@ def encode(
     as_json: JsonOption = False,
 ) -> None:
     """Encode images (or posed views) into .inr files: one forward pass, no gradient steps."""
+    from models.devices import resolve_device
     from models.encoding import encode_image_file, encode_views_file
     from models.inr_file import save_inr
-    from models.training import resolve_device
     from transinr_cli.refine import refine_settings
 
     view_indices = parse_indices(views, "--views")

@@ -150,8 +150,8 @@ def evaluate(
 ) -> None:
     """PSNR of a meta-learner on a split, as the paper defines it (Tables 1-4)."""
     from models.data import ImageDataset
+    from models.devices import resolve_device
     from models.evaluation import evaluate_images
-    from models.training import resolve_device
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder")

@@ -72,9 +72,9 @@ def fit(
     import dataclasses
 
     from models.config import preset_config
+    from models.devices import resolve_device
     from models.fitting import DEFAULT_LR, fit_image_file
     from models.inr_file import save_inr
-    from models.training import resolve_device
 
     if size is not None and not 1 <= size <= MAX_FIT_SIZE:
         raise TransInrError(

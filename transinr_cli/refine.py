@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -28,55 +27,11 @@ from transinr_cli.common import (
 )
 
 
-def image_objective(
-    inr_file, image: Path, device, max_pixels: int | None = None, coordinates: str = "grid"
-) -> tuple[Callable, Callable]:
-    """Loss and PSNR on the observed pixels of the image, fitted as at encode time."""
-    from models.encoding import fitted_observation
-    from models.refinement import check_refine_target, image_loss, observed_psnr
-
-    fitted, mask, (height, width) = fitted_observation(inr_file.header, image, max_pixels)
-    observed = fitted[None].to(device)
-
-    def measure(weights) -> float:
-        return observed_psnr(weights, inr_file.inr, observed, mask).item()
-
-    check_refine_target(inr_file.header, height, width, measure(inr_file.batched(device)))
-    return image_loss(inr_file.inr, observed, mask, coordinates), measure
-
-
-def nerf_objective(inr_file, views: Path, view_ids: str | None, rays: int, device):
-    """The paper's TTO: `rays` random rays of the support views a step; PSNR on 1024 rays."""
-    from models.config import RaySampling
-    from models.encoding import support_ray_psnr
-    from models.refinement import view_loss
-    from models.view_data import load_views
-
-    header = inr_file.header
-    chosen = parse_indices(view_ids, "--view-ids") or header.support_views or [0]
-    posed = load_views(views, chosen)
-    sampling = RaySampling(header.near, header.far, header.samples)
-
-    def measure(weights) -> float:
-        return support_ray_psnr(weights, inr_file.inr, sampling, posed, device)
-
-    return view_loss(inr_file.inr, sampling, posed, rays, device=device), measure
-
-
 def refine_settings(task: str, lr: float | None, schedule) -> object:
-    """The task's default Adam settings, with --lr and --schedule applied and checked."""
-    import math
+    """The task's default Adam settings with --lr and --schedule (models.api.refine_settings)."""
+    from models.api import refine_settings as settings_for
 
-    from models.refinement import RefineSettings
-
-    defaults = RefineSettings() if task == "image" else RefineSettings(1e-4, "constant")
-    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 100):
-        raise TransInrError(f"--lr {lr} is out of range; use a positive rate up to 100, e.g. 1e-3")
-    return RefineSettings(
-        defaults.lr if lr is None else lr,
-        defaults.schedule if schedule is None else schedule.value,
-        defaults.betas,
-    )
+    return settings_for(task, lr, None if schedule is None else schedule.value)
 
 
 @handle_errors
@@ -121,49 +76,48 @@ def refine(
     as_json: JsonOption = False,
 ) -> None:
     """Test-time optimisation of all INR weights on the observed pixels (or views)."""
-    from models.inr_file import InrFile, load_inr, save_inr
-    from models.inr_header import with_refinement
-    from models.refinement import refine_and_check
-    from models.training import resolve_device
+    import torch
 
-    inr_file = load_inr(inr)
-    if inr_file.task == "image" and views is not None:
+    from models.api import load_inr
+    from models.api import refine as refine_inr
+
+    inr_inr = load_inr(inr)
+    task = inr_inr.task
+    if task == "image" and views is not None:
         raise TransInrError(f"{inr} is an image INR; --views refines NeRF INRs, use --image")
-    if inr_file.task == "nerf" and image is not None:
+    if task == "nerf" and image is not None:
         raise TransInrError(f"{inr} is a NeRF INR; --image refines image INRs, use --views")
-    if inr_file.task == "nerf" and coordinates != Coordinates.grid:
+    if task == "nerf" and coordinates != Coordinates.grid:
         raise TransInrError("--coordinates is for image INRs; drop it for NeRF files")
-    if inr_file.task == "nerf" and views is None:
+    if task == "nerf" and views is None:
         raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
-    if inr_file.task == "image" and image is None:
+    if task == "image" and image is None:
         raise TransInrError(f"{inr} is an image INR; give --image, the image it was encoded from")
     target = out or inr.with_name(inr.stem + ".refined.inr")
     check_output(target, overwrite)
-    torch_device = resolve_device(device.value)
-    weights = inr_file.batched(torch_device)
-    if inr_file.task == "nerf":
-        loss_fn, measure = nerf_objective(inr_file, views, view_ids, rays, torch_device)
-    else:
-        loss_fn, measure = image_objective(
-            inr_file, image, torch_device, max_pixels, coordinates.value
-        )
-    settings = refine_settings(inr_file.task, lr, schedule)
-    with progress_bar(quiet, "loss") as bar:
-        task_id = bar.add_task("refine", total=steps, loss="")
-        tuned, before, after = refine_and_check(
-            weights,
-            loss_fn,
-            measure,
-            steps,
-            settings,
-            on_step=lambda step, loss: bar.update(task_id, completed=step, loss=f"loss {loss:.5f}"),
-            keep_best=inr_file.task == "image",  # NeRF: a loss on random rays; measure decides
-        )
-    header = with_refinement(inr_file.header, steps, settings.lr, settings.schedule, before, after)
-    dtype = "float16" if str(inr_file.weights[0].dtype) == "torch.float16" else "float32"
+    refine_settings(task, lr, schedule)  # bad --lr refused before any work
+    bar = progress_bar(quiet, "loss")  # started at the first step: errors come before it
+    task_ids: list = []
+
+    def show(step: int, loss: float) -> None:
+        if not task_ids:
+            bar.start()
+            task_ids.append(bar.add_task("refine", total=steps, loss=""))
+        bar.update(task_ids[0], completed=step, loss=f"loss {loss:.5f}")
+
+    try:
+        tuned = refine_inr(
+            inr_inr, image if task == "image" else views, steps,
+            lr=lr, schedule=None if schedule is None else schedule.value,
+            coordinates=coordinates.value, view_ids=parse_indices(view_ids, "--view-ids"),
+            rays=rays, max_pixels=max_pixels, device=device.value, on_step=show,
+        )  # fmt: skip
+    finally:
+        bar.stop()
+    before, after = tuned.header.psnr_before_refine, tuned.header.refined_psnr
+    dtype = "float16" if inr_inr.file.weights[0].dtype == torch.float16 else "float32"
     ensure_parent(target)
-    tuned_file = InrFile([w[0].cpu() for w in tuned], inr_file.inr, inr_file.task, header)
-    save_inr(tuned_file, target, dtype)
+    tuned.save(target, dtype)
     if as_json:
         print(
             json.dumps(

@@ -34,23 +34,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-def render_size(header, size: int | None, width: int | None, height: int | None) -> tuple[int, int]:
-    """Output (width, height): --size sets the longer side at the native aspect."""
-    native_w, native_h = header.native_width, header.native_height
-    for name, value in (("--size", size), ("--width", width), ("--height", height)):
-        check_size(name, value)
-    if width and height:
-        return width, height
-    if width:
-        return width, max(1, round(width * native_h / native_w))
-    if height:
-        return max(1, round(height * native_w / native_h)), height
-    longer = size or max(native_w, native_h)
-    if native_w >= native_h:
-        return longer, max(1, round(longer * native_h / native_w))
-    return max(1, round(longer * native_w / native_h)), longer
-
-
 def image_bytes(array: np.ndarray, suffix: str) -> bytes:
     """Encode an (H, W, 3) RGB or (H, W) grey uint8 / uint16 array for a file name suffix."""
     from models.images import encode_png
@@ -132,8 +115,9 @@ def render(
     as_json: JsonOption = False,
 ) -> None:
     """Render an .inr file: an image at any resolution, or NeRF novel views and orbits."""
+    from models.api import Inr
+    from models.devices import resolve_device
     from models.inr_file import load_inr
-    from models.training import resolve_device
 
     if bit_depth not in (8, 16):
         raise TransInrError(f"--bit-depth {bit_depth} is not supported; use 8 or 16")
@@ -167,10 +151,15 @@ def render(
         target = out or Path(inr.stem + ".png")
         check_image_target(target, bit_depth)
         check_output(target, overwrite)
-        out_w, out_h = render_size(inr_file.header, size, width, height)
-        check_size("the output width", out_w)
-        check_size("the output height", out_h)
-        array = render_image_file(inr_file, out_w, out_h, bit_depth, torch_device, quiet, antialias)
+        for name, value in (("--size", size), ("--width", width), ("--height", height)):
+            check_size(name, value)
+        out_w, out_h = Inr(inr_file).output_size(width, height, size)
+        with progress_bar(quiet) as bar:
+            task_id = bar.add_task("render", total=out_h)
+            array = Inr(inr_file).render(
+                out_w, out_h, antialias=antialias, bit_depth=bit_depth, device=torch_device,
+                on_rows=lambda rows: bar.advance(task_id, rows),
+            )  # fmt: skip
         write_image(array, target)
         outputs = [str(target)]
     seconds = time.perf_counter() - started
@@ -197,51 +186,19 @@ def write_image(array: np.ndarray, target: Path) -> None:
     atomic_write(target, image_bytes(array, target.suffix.lower()))
 
 
-def render_image_file(
-    inr_file, out_w: int, out_h: int, bit_depth: int, device, quiet: bool, antialias: bool = True
-):
-    from models.antialias import render_gains
-    from models.rendering import render_quantized
-
-    header = inr_file.header
-    box = header.content_box
-    gains = None
-    if antialias:
-        gains = render_gains(inr_file.inr, header.input_size, out_h, out_w, box)
-    with progress_bar(quiet) as bar:
-        task_id = bar.add_task("render", total=out_h)
-        array = render_quantized(
-            inr_file.batched(device),
-            inr_file.inr,
-            out_h,
-            out_w,
-            box,
-            bit_depth,
-            on_rows=lambda rows: bar.advance(task_id, rows),
-            gains=gains,
-        )
-    if header.greyscale:
-        from models.images import to_grey
-
-        return to_grey(array)  # a grey input renders grey: no colour tint
-    return array
-
-
 def render_nerf(
     inr_file, inr: Path, out: Path | None, *, size: int | None, bit_depth: int,
     pose_file: Path | None, azimuth: float, elevation: float, radius: float | None,
     orbit: int | None, fps: int, samples: int | None, device, quiet: bool, overwrite: bool,
 ) -> tuple[list[str], int, int]:  # fmt: skip
     """Render one view (--pose, or azimuth / elevation / radius) or an orbit of a NeRF file."""
-    from models.config import RaySampling
+    from models.api import Inr
     from models.rays import look_at_pose, read_pose_file
-    from models.volume_rendering import orbit_poses, render_view
+    from models.volume_rendering import orbit_poses
 
     header = inr_file.header
     side = header.view_size if size is None else size
     check_size("--size", side)
-    focal = header.focal * side / header.view_size
-    sampling = RaySampling(header.near, header.far, samples or header.samples)
     if radius is None:
         radius = header.camera_radius
     if not 0 < radius <= 1e4:
@@ -271,7 +228,6 @@ def render_nerf(
     )
     for path in frame_paths:
         check_output(path, overwrite)
-    weights = inr_file.batched(device)
     import numpy as np
 
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
@@ -279,10 +235,8 @@ def render_nerf(
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("render", total=len(poses))
         for pose in poses:
-            image = render_view(
-                weights, inr_file.inr, sampling, pose[None].to(device), side, side, focal
-            )
-            frames.append((image[0].cpu().numpy() * scale).round().astype(dtype))
+            image = Inr(inr_file).render_view(pose, size=side, samples=samples, device=device)
+            frames.append((image.numpy() * scale).round().astype(dtype))
             bar.advance(task_id)
     if not orbit:
         write_image(frames[0], target)

@@ -1,0 +1,337 @@
+"""The Python API: load a meta-learner, encode pictures or posed views into INRs in one forward
+pass, render them at any size or from any camera, refine, save and train, without a shell.
+
+    from models.api import load_model, encode
+    inr = encode(load_model(), "photo.jpg")        # the bundled face model
+    pixels = inr.render(356, 356)                  # (356, 356, 3) uint8, anti-aliased
+    inr.save("photo.inr")
+
+The command line and `bench/` call these functions; they print nothing and raise
+`TransInrError` (one line naming the problem and the fix) on bad input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from models.devices import resolve_device
+from models.errors import TransInrError
+from models.inr_file import InrFile, save_inr
+from models.inr_file import load_inr as read_inr_file
+from models.inr_header import with_refinement
+
+if TYPE_CHECKING:  # the meta-learner is imported only by what encodes or trains
+    from models.checkpoint import Checkpoint
+    from models.metalearner import TransInr
+
+MAX_SIZE = 16384  # pixels per side of any render
+
+
+@dataclass
+class Model:
+    """A trained meta-learner (Trans-INR or a baseline) ready to encode, on one device."""
+
+    checkpoint: Checkpoint
+    network: TransInr
+    device: torch.device
+
+    @property
+    def task(self) -> str:
+        return self.checkpoint.config.task
+
+    @property
+    def model_id(self) -> str:
+        return self.checkpoint.model_id
+
+
+def load_model(
+    path_or_name: str | Path | None = None, task: str = "image", device: str = "auto"
+) -> Model:
+    """A checkpoint file or run folder; a bundled model's name (`image-celeba89`); or, with
+    None, the bundled default model of `task`."""
+    from models.bundle import bundled_cards, default_model
+    from models.checkpoint import load_checkpoint
+
+    if path_or_name is None:
+        path = default_model(task).path
+    else:
+        cards = {card.name: card for card in bundled_cards()}
+        name = str(path_or_name)
+        path = cards[name].path if name in cards and not Path(name).exists() else Path(name)
+    torch_device = resolve_device(device)
+    checkpoint = load_checkpoint(path)
+    return Model(checkpoint, checkpoint.build_model(torch_device).eval(), torch_device)
+
+
+@dataclass
+class Inr:
+    """An INR: complete weights plus what they stand for (a picture or an object's cameras)."""
+
+    file: InrFile
+
+    @property
+    def task(self) -> str:
+        return self.file.task
+
+    @property
+    def header(self):
+        return self.file.header
+
+    def output_size(
+        self, width: int | None = None, height: int | None = None, size: int | None = None
+    ) -> tuple[int, int]:
+        """(width, height) of an image render: both given, one given (the other at the
+        native aspect), or `size` for the longer side; nothing: the native size."""
+        native_w, native_h = self.header.native_width, self.header.native_height
+        if size is not None and (width is not None or height is not None):
+            raise TransInrError("give --size or --width/--height, not both")
+        if width is not None and height is not None:
+            chosen = width, height
+        elif width is not None:
+            chosen = width, max(1, round(width * native_h / native_w))
+        elif height is not None:
+            chosen = max(1, round(height * native_w / native_h)), height
+        else:
+            longer = size or max(native_w, native_h)
+            if native_w >= native_h:
+                chosen = longer, max(1, round(longer * native_h / native_w))
+            else:
+                chosen = max(1, round(longer * native_w / native_h)), longer
+        for name, value in zip(("width", "height"), chosen, strict=True):
+            if not 1 <= value <= MAX_SIZE:
+                raise TransInrError(
+                    f"the output {name} {value} is out of range; use 1 to {MAX_SIZE}"
+                )
+        return chosen
+
+    def render(
+        self,
+        width: int | None = None,
+        height: int | None = None,
+        *,
+        size: int | None = None,
+        antialias: bool = True,
+        bit_depth: int = 8,
+        device: str = "auto",
+        on_rows: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """An image INR drawn at any size: (H, W, 3) uint8 (uint16 for bit_depth 16), or (H, W)
+        for a greyscale picture. Anti-aliased as `transinr render` (models/antialias.py)."""
+        from models.antialias import render_gains
+        from models.images import to_grey
+        from models.rendering import render_quantized
+
+        if self.task != "image":
+            raise TransInrError("this is a NeRF INR: use render_view(pose)")
+        width, height = self.output_size(width, height, size)
+        header = self.header
+        gains = None
+        if antialias:
+            gains = render_gains(
+                self.file.inr, header.input_size, height, width, header.content_box
+            )
+        weights = self.file.batched(resolve_device(device))
+        array = render_quantized(
+            weights, self.file.inr, height, width, header.content_box, bit_depth, on_rows=on_rows,
+            gains=gains,
+        )  # fmt: skip
+        return to_grey(array) if header.greyscale else array
+
+    def render_view(
+        self,
+        pose: torch.Tensor | None = None,
+        *,
+        azimuth: float = 30.0,
+        elevation: float = 30.0,
+        radius: float | None = None,
+        size: int | None = None,
+        samples: int | None = None,
+        device: str = "auto",
+    ) -> torch.Tensor:
+        """A NeRF INR seen from a camera-to-world `pose` (4, 4), or from azimuth / elevation /
+        radius (degrees, Z up, looking at the origin): (size, size, 3) in [0, 1], white
+        background, the file's near, far and sample count unless `samples` is given."""
+        from models.config import RaySampling
+        from models.rays import look_at_pose
+        from models.volume_rendering import render_view
+
+        if self.task != "nerf":
+            raise TransInrError("this is an image INR: use render(width, height)")
+        header = self.header
+        side = header.view_size if size is None else size
+        if not 1 <= side <= MAX_SIZE:
+            raise TransInrError(f"--size {side} is out of range; use 1 to {MAX_SIZE}")
+        radius = header.camera_radius if radius is None else radius
+        if not 0 < radius <= 1e4:
+            raise TransInrError(
+                f"--radius {radius} is not a camera distance; give a positive number"
+            )
+        if pose is None:
+            pose = look_at_pose(azimuth, elevation, radius)
+        sampling = RaySampling(header.near, header.far, samples or header.samples)
+        torch_device = resolve_device(device)
+        focal = header.focal * side / header.view_size
+        weights = self.file.batched(torch_device)
+        poses = pose.reshape(1, 4, 4).float().to(torch_device)
+        return render_view(weights, self.file.inr, sampling, poses, side, side, focal)[0].cpu()
+
+    def save(self, path: str | Path, dtype: str = "float32") -> None:
+        """Write the `.inr` file (atomically: a temporary name, then renamed)."""
+        save_inr(self.file, path, dtype)
+
+
+def load_inr(path: str | Path) -> Inr:
+    """Read and validate an `.inr` file."""
+    return Inr(read_inr_file(path))
+
+
+def encode(
+    model: Model,
+    images_or_views: str | Path | Sequence[str | Path],
+    *,
+    fit: str = "crop",
+    views: list[int] | None = None,
+    max_pixels: int | None = None,
+) -> Inr | list[Inr]:
+    """Encode one input (or a list: a list back) in one forward pass each: image files for an
+    image model (fitted with `fit`: crop, pad or resize); learnit object folders or
+    transforms.json files for a NeRF model (`views`: the support view indices, default [0])."""
+    from models.encoding import encode_image_file, encode_views_file
+
+    several = not isinstance(images_or_views, str | Path)
+    sources = list(images_or_views) if several else [images_or_views]
+    encoded = []
+    for source in sources:
+        if model.task == "nerf":
+            inr_file, _ = encode_views_file(
+                model.network, model.checkpoint, source, views, model.device
+            )
+        else:
+            inr_file, _ = encode_image_file(
+                model.network, model.checkpoint, source, fit, model.device, max_pixels
+            )
+        encoded.append(Inr(inr_file))
+    return encoded if several else encoded[0]
+
+
+def refine_settings(task: str, lr: float | None = None, schedule: str | None = None):
+    """The task's default Adam settings (images: lr 1e-3 constant, measured in
+    bench/refine.py; NeRF: the paper's 1e-4), with `lr` and `schedule` applied and checked."""
+    import math
+
+    from models.refinement import RefineSettings
+
+    defaults = RefineSettings() if task == "image" else RefineSettings(1e-4, "constant")
+    if lr is not None and not (math.isfinite(lr) and 0 < lr <= 100):
+        raise TransInrError(f"--lr {lr} is out of range; use a positive rate up to 100, e.g. 1e-3")
+    if schedule not in (None, "constant", "cosine"):
+        raise TransInrError(f"unknown --schedule '{schedule}'; choose constant or cosine")
+    return RefineSettings(
+        defaults.lr if lr is None else lr, schedule or defaults.schedule, defaults.betas
+    )
+
+
+def image_objective(
+    inr_file: InrFile, image: str | Path, device: torch.device, max_pixels: int | None = None,
+    coordinates: str = "grid",
+) -> tuple[Callable, Callable]:  # fmt: skip
+    """Loss and PSNR on the observed pixels of the image, fitted as at encode time; warns when
+    the image does not look like the one encoded."""
+    from models.encoding import fitted_observation
+    from models.refinement import check_refine_target, image_loss, observed_psnr
+
+    fitted, mask, (height, width) = fitted_observation(inr_file.header, image, max_pixels)
+    observed = fitted[None].to(device)
+
+    def measure(weights) -> float:
+        return observed_psnr(weights, inr_file.inr, observed, mask).item()
+
+    check_refine_target(inr_file.header, height, width, measure(inr_file.batched(device)))
+    return image_loss(inr_file.inr, observed, mask, coordinates), measure
+
+
+def nerf_objective(
+    inr_file: InrFile, views: str | Path, view_ids: list[int] | None, rays: int,
+    device: torch.device,
+) -> tuple[Callable, Callable]:  # fmt: skip
+    """The paper's TTO: `rays` random rays of the support views a step; PSNR on 1024 rays."""
+    from models.config import RaySampling
+    from models.encoding import support_ray_psnr
+    from models.refinement import view_loss
+    from models.view_data import load_views
+
+    header = inr_file.header
+    posed = load_views(views, view_ids or header.support_views or [0])
+    sampling = RaySampling(header.near, header.far, header.samples)
+
+    def measure(weights) -> float:
+        return support_ray_psnr(weights, inr_file.inr, sampling, posed, device)
+
+    return view_loss(inr_file.inr, sampling, posed, rays, device=device), measure
+
+
+def refine(
+    inr: Inr,
+    target: str | Path,
+    steps: int = 100,
+    *,
+    lr: float | None = None,
+    schedule: str | None = None,
+    coordinates: str = "grid",
+    view_ids: list[int] | None = None,
+    rays: int = 1024,
+    max_pixels: int | None = None,
+    device: str = "auto",
+    on_step: Callable[[int, float], None] | None = None,
+) -> Inr:
+    """Test-time optimisation (Sec. 4.2): `steps` Adam steps on every weight against the image
+    it was encoded from (an image file) or the object's views (a learnit folder). The result's
+    header records the PSNR before and after; it is never worse than the input (image INRs keep
+    the best weights seen; a run that ends worse returns the input's weights, with a warning)."""
+    from models.refinement import refine_and_check
+
+    torch_device = resolve_device(device)
+    if inr.task == "nerf":
+        loss_fn, measure = nerf_objective(inr.file, target, view_ids, rays, torch_device)
+    else:
+        loss_fn, measure = image_objective(inr.file, target, torch_device, max_pixels, coordinates)
+    settings = refine_settings(inr.task, lr, schedule)
+    tuned, before, after = refine_and_check(
+        inr.file.batched(torch_device), loss_fn, measure, steps, settings, on_step,
+        keep_best=inr.task == "image",  # NeRF: a loss on random rays; measure decides
+    )  # fmt: skip
+    header = with_refinement(inr.header, steps, settings.lr, settings.schedule, before, after)
+    return Inr(InrFile([w[0].detach().cpu() for w in tuned], inr.file.inr, inr.task, header))
+
+
+def train(
+    run_dir: str | Path,
+    model_config,
+    train_config,
+    device: str = "auto",
+):
+    """Train a meta-learner (an image or NeRF `ModelConfig` from `preset_config`, a
+    `TrainConfig` from `recipe`) on the data set `train_config.data`; checkpoints in `run_dir`.
+    Returns the TrainResult (steps, validation PSNR history, seconds)."""
+    from models.data import ImageDataset
+    from models.training import train as train_loop
+
+    if model_config.task != "image":
+        raise TransInrError("train() from Python covers image data sets; use `transinr train`")
+    size, data = model_config.image_size, train_config.data
+    train_set = ImageDataset(train_config.dataset, data, "train", size)
+    val_set = ImageDataset(train_config.dataset, data, "val", size)
+    torch_device = resolve_device(device)
+    return train_loop(Path(run_dir), model_config, train_config, train_set, val_set, torch_device)
+
+
+__all__ = [
+    "Inr", "Model", "encode", "load_inr", "load_model", "refine", "refine_settings",
+    "resolve_device", "train",
+]  # fmt: skip
