@@ -53,22 +53,47 @@ class Distributed:
             dist.destroy_process_group()
 
 
+def cuda_backend() -> str:
+    """The collective backend for GPU tensors: NCCL, or gloo where $TRANSINR_DDP_BACKEND says so
+    (gloo lets several processes share one GPU, which NCCL refuses)."""
+    name = os.environ.get("TRANSINR_DDP_BACKEND", "nccl")
+    if name not in ("nccl", "gloo"):
+        raise TransInrError(f"TRANSINR_DDP_BACKEND={name!r} is not nccl or gloo")
+    return name
+
+
+def gpu_of(local_rank: int, backend: str) -> int:
+    """The GPU index of the process of LOCAL_RANK `local_rank`: its own under NCCL, which
+    cannot put two processes on one GPU; shared round-robin under gloo."""
+    count = torch.cuda.device_count()
+    if local_rank < count:
+        return local_rank
+    if backend == "nccl":
+        raise TransInrError(
+            f"process LOCAL_RANK {local_rank} has no GPU of its own ({count} visible) and NCCL "
+            "cannot share one between processes; start at most one process per GPU "
+            "(--nproc_per_node), or set TRANSINR_DDP_BACKEND=gloo to share them"
+        )
+    return local_rank % max(count, 1)
+
+
 def from_environment(device: torch.device) -> tuple[Distributed, torch.device]:
     """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, ...);
-    on CUDA each rank takes the GPU of its LOCAL_RANK."""
+    on CUDA each rank takes the GPU of its LOCAL_RANK (shared ones under gloo: `gpu_of`)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Distributed(), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "gloo"
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+        backend = cuda_backend()
+        device = torch.device("cuda", gpu_of(local_rank, backend))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         try:
             # The loop's small bookkeeping all-reduces use CPU tensors: gloo carries those,
             # NCCL the gradients on the GPU.
-            backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
-            dist.init_process_group(backend)
+            dist.init_process_group("cpu:gloo,cuda:nccl" if backend == "nccl" else "gloo")
         except (RuntimeError, ValueError) as error:
             raise TransInrError(
                 f"cannot join the torchrun process group ({error}); check --rdzv-endpoint"

@@ -63,3 +63,20 @@ def test_resume_with_another_world_size(tmp_path, single_run):
     single, mixed = weights(single_run), weights(tmp_path / "mixed")
     for name in single:
         torch.testing.assert_close(mixed[name], single[name], atol=1e-5, rtol=0)
+
+
+def test_each_gpu_process_has_its_own_gpu_under_nccl_and_may_share_under_gloo(monkeypatch):
+    from models.distributed import cuda_backend, gpu_of
+    from models.errors import TransInrError
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert gpu_of(0, "nccl") == 0 and gpu_of(1, "gloo") == 0 and gpu_of(2, "gloo") == 0
+    with pytest.raises(TransInrError, match="NCCL cannot share"):
+        gpu_of(1, "nccl")
+    monkeypatch.delenv("TRANSINR_DDP_BACKEND", raising=False)
+    assert cuda_backend() == "nccl"
+    monkeypatch.setenv("TRANSINR_DDP_BACKEND", "gloo")
+    assert cuda_backend() == "gloo"
+    monkeypatch.setenv("TRANSINR_DDP_BACKEND", "mpi")
+    with pytest.raises(TransInrError, match="TRANSINR_DDP_BACKEND"):
+        cuda_backend()
