@@ -629,7 +629,8 @@ def splits_name(category: str) -> str:
     return f"{category[:-1] if category.endswith('s') else category}_splits.json"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary name beside `path`, then rename it over `path`."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         temporary.write_bytes(data)
@@ -653,17 +654,26 @@ def write_object(
     supersample: int = 2,
 ) -> None:
     """Write one object's views (000.png ...) and then its transforms.json into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
     stacked = torch.stack(poses).to(torch.float32)  # (V, 4, 4): the matrices written are exact
     images = render_views(scene, stacked, size, size, camera_angle_x, supersample)
+    write_views(folder, images, stacked, camera_angle_x)
+
+
+def write_views(
+    folder: Path, images: np.ndarray, poses: torch.Tensor, camera_angle_x: float = CAMERA_ANGLE_X
+) -> None:
+    """Write rendered views, uint8 RGBA (V, H, W, 4), as `folder`/000.png ... and then their
+    camera-to-world poses (V, 4, 4) as `folder`/transforms.json (the learnit format), each file
+    atomically; transforms.json comes last, so a folder that has one is complete."""
+    folder.mkdir(parents=True, exist_ok=True)
     for view, image in enumerate(images):
-        _write_atomic(folder / f"{view:03d}.png", _png(image))
+        write_atomic(folder / f"{view:03d}.png", _png(image))
     frames = [
         {"file_path": f"./rgb/{view:03d}", "transform_matrix": pose.double().tolist()}
-        for view, pose in enumerate(stacked)
+        for view, pose in enumerate(poses)
     ]
     transforms = {"camera_angle_x": camera_angle_x, "frames": frames}
-    _write_atomic(folder / "transforms.json", json.dumps(transforms, indent=1).encode())
+    write_atomic(folder / "transforms.json", json.dumps(transforms, indent=1).encode())
 
 
 def split_ids(ids: list[str], test_fraction: float = 0.2) -> dict[str, list[str]]:
@@ -715,5 +725,5 @@ def write_dataset(
         if on_object is not None:
             on_object(index)
     splits = split_ids(ids, test_fraction)
-    _write_atomic(root / splits_name(category), json.dumps(splits, indent=1).encode())
+    write_atomic(root / splits_name(category), json.dumps(splits, indent=1).encode())
     return ids

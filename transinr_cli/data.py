@@ -1,14 +1,18 @@
-"""`transinr data synth`: procedural objects ray-traced into the learnit layout."""
+"""`transinr data synth` and `transinr data mesh`: procedural objects ray-traced, or real meshes
+(OBJ, Sweet Home 3D libraries) rasterised, into the learnit layout."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from models.errors import TransInrError
 from transinr_cli.common import (
     Category,
     JsonOption,
@@ -19,7 +23,18 @@ from transinr_cli.common import (
     progress_bar,
 )
 
-data_app = typer.Typer(help="Data sets: generate synthetic posed views.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from models.meshes import MeshDataset
+
+
+class Up(str, Enum):
+    y = "y"
+    z = "z"
+
+
+data_app = typer.Typer(
+    help="Data sets: posed views of synthetic objects or of real meshes.", no_args_is_help=True
+)
 
 
 def cache_root() -> Path:
@@ -102,3 +117,110 @@ def synth(
             f"wrote {len(ids)} {category.value} to {out / category.value} in {seconds:.1f} s "
             f"({len(ids) / seconds:.1f} objects/s); splits in {summary['splits']}"
         )
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """'0.8,0.1,0.1' -> the train, val and test shares (they must sum to 1)."""
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 3 or min(shares) < 0 or abs(sum(shares) - 1) > 1e-6 or shares[0] <= 0:
+        raise TransInrError(
+            f"--split {text} is not three shares train,val,test summing to 1; e.g. 0.8,0.1,0.1"
+        )
+    return shares[0], shares[1], shares[2]
+
+
+def render_meshes(src: Path, out: Path, category: str, options: dict, quiet: bool) -> MeshDataset:
+    """Render the meshes with a progress bar (one step a mesh, its name beside the bar)."""
+    from models.meshes import write_mesh_dataset
+
+    with progress_bar(quiet, "mesh") as bar:
+        task_id = bar.add_task(f"mesh {category}", total=None, mesh="")
+
+        def started(count: int) -> None:
+            bar.update(task_id, total=count)
+
+        def done(label: str) -> None:
+            bar.update(task_id, advance=1, mesh=label)
+
+        return write_mesh_dataset(src, out, category, on_start=started, on_object=done, **options)
+
+
+@data_app.command()
+@handle_errors
+def mesh(
+    src: Annotated[Path, typer.Argument(help="An OBJ file, a .sh3f library, or a folder of them.")],
+    category: Annotated[
+        str,
+        typer.Option(help="Category folder (plural, e.g. chairs, lamps); picks library models."),
+    ] = "chairs",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Data set root folder.")] = Path(
+        "data/meshes"
+    ),
+    views: Annotated[
+        int, typer.Option(min=1, max=1000, help="Views per object (training reads views 0-24).")
+    ] = 50,
+    size: Annotated[int, typer.Option(min=8, max=1024, help="View width and height.")] = 128,
+    seed: Annotated[int, typer.Option(min=0, help="Same seed, same cameras, same files.")] = 0,
+    split: Annotated[
+        str, typer.Option(help="Train,val,test shares of the objects.")
+    ] = "0.8,0.1,0.1",
+    up: Annotated[Up, typer.Option(help="Up axis of loose OBJ files (libraries: Y).")] = Up.y,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Render real meshes (OBJ with MTL colours and textures, Sweet Home 3D .sh3f furniture
+    libraries) into 128x128 posed views in the learnit layout, like the real ShapeNet renders."""
+    import time
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", category):
+        raise TransInrError(f"--category {category!r} is not a folder name like chairs or lamps")
+    shares = parse_split(split)
+    options = {"seed": seed, "views": views, "size": size, "fractions": shares}
+    options["y_up"] = up == Up.y
+    started = time.perf_counter()
+    result = render_meshes(src, out, category, options, quiet)
+    seconds = time.perf_counter() - started
+    report_meshes(result, out, category, seconds, as_json)
+
+
+def report_meshes(
+    result: MeshDataset, out: Path, category: str, seconds: float, as_json: bool
+) -> None:
+    """Print what was rendered and each skipped mesh (one line each); exit 1 if none was."""
+    skipped = [{"source": s.source, "reason": s.reason} for s in result.skipped]
+    rendered = len(result.ids)
+    if as_json:
+        summary = {
+            "root": str(out),
+            "category": category,
+            "objects": rendered,
+            "skipped": skipped,
+            "splits": str(result.splits_path) if rendered else None,
+            "split_sizes": {name: len(ids) for name, ids in result.splits.items()},
+            "seconds": seconds,
+            "seconds_per_object": sum(result.seconds) / rendered if rendered else None,
+        }
+        if not rendered:
+            summary["error"] = f"no {category} mesh could be rendered"
+        print(json.dumps(summary))
+    else:
+        for item in result.skipped:
+            error_console.print(f"skipped {item.source}: {item.reason}", markup=False)
+        if rendered:
+            sizes = ", ".join(f"{len(ids)} {name}" for name, ids in result.splits.items())
+            console.print(
+                f"wrote {rendered} {category} to {out / category} in {seconds:.1f} s "
+                f"({sum(result.seconds) / rendered:.1f} s each), skipped {len(skipped)}; "
+                f"splits ({sizes}) in {result.splits_path}",
+                markup=False,
+            )
+    if not rendered:
+        if not as_json:
+            error_console.print(
+                f"error: no {category} mesh could be rendered ({len(skipped)} skipped)",
+                markup=False,
+            )
+        raise typer.Exit(1)
