@@ -31,6 +31,34 @@ if TYPE_CHECKING:  # the meta-learner is imported only by what encodes or trains
     from models.metalearner import TransInr
 
 MAX_SIZE = 16384  # pixels per side of any render
+RENDER_MEMORY_BUDGET = 1 << 30  # bytes the pixels of one render (or an orbit's frames) may take
+
+
+def check_view_size(side: int) -> None:
+    """A NeRF view's side: a ray of samples a pixel, so up to MAX_VIEW_SIZE."""
+    from models.inr_header import MAX_VIEW_SIZE
+
+    if not 1 <= side <= MAX_VIEW_SIZE:
+        raise TransInrError(
+            f"--size {side} is out of range for a NeRF view (a ray a pixel); use 1 to "
+            f"{MAX_VIEW_SIZE}"
+        )
+
+
+def check_render_memory(
+    width: int, height: int, bit_depth: int = 8, suffix: str = ".png", frames: int = 1
+) -> None:
+    """Refuse, before rendering, an output whose pixels would not fit RENDER_MEMORY_BUDGET: the
+    array (3 channels of 1 or 2 bytes), plus Pillow's 4-byte copy for formats other than PNG."""
+    per_pixel = 3 * bit_depth // 8 + (0 if suffix in (".png", "") else 4)
+    needed = width * height * per_pixel * frames
+    if needed > RENDER_MEMORY_BUDGET:
+        what = f"{frames} frames of {width}x{height}" if frames > 1 else f"{width}x{height}"
+        raise TransInrError(
+            f"a render of {what} would take {needed / 1e9:.1f} GB of memory, over the "
+            f"{RENDER_MEMORY_BUDGET / 1e9:.1f} GB budget; render smaller (--size), fewer frames, "
+            "8-bit or as .png"
+        )
 
 
 @dataclass
@@ -130,6 +158,7 @@ class Inr:
         if self.task != "image":
             raise TransInrError("this is a NeRF INR: use render_view(pose)")
         width, height = self.output_size(width, height, size)
+        check_render_memory(width, height, bit_depth)
         header = self.header
         gains = None
         if antialias:
@@ -158,20 +187,16 @@ class Inr:
         radius (degrees, Z up, looking at the origin): (size, size, 3) in [0, 1], white
         background, the file's near, far and sample count unless `samples` is given."""
         from models.config import RaySampling
-        from models.rays import look_at_pose
+        from models.rays import check_camera_options, look_at_pose
         from models.volume_rendering import render_view
 
         if self.task != "nerf":
             raise TransInrError("this is an image INR: use render(width, height)")
         header = self.header
         side = header.view_size if size is None else size
-        if not 1 <= side <= MAX_SIZE:
-            raise TransInrError(f"--size {side} is out of range; use 1 to {MAX_SIZE}")
+        check_view_size(side)
         radius = header.camera_radius if radius is None else radius
-        if not 0 < radius <= 1e4:
-            raise TransInrError(
-                f"--radius {radius} is not a camera distance; give a positive number"
-            )
+        check_camera_options(azimuth, elevation, radius)
         if pose is None:
             pose = look_at_pose(azimuth, elevation, radius)
         sampling = RaySampling(header.near, header.far, samples or header.samples)
@@ -198,6 +223,7 @@ def encode(
     fit: str = "crop",
     views: list[int] | None = None,
     max_pixels: int | None = None,
+    follow_links: bool = False,
 ) -> Inr | list[Inr]:
     """Encode one input (or a list: a list back) in one forward pass each: image files for an
     image model (fitted with `fit`: crop, pad or resize); learnit object folders or
@@ -210,8 +236,9 @@ def encode(
     for source in sources:
         if model.task == "nerf":
             inr_file, _ = encode_views_file(
-                model.network, model.checkpoint, source, views, model.device
-            )
+                model.network, model.checkpoint, source, views, model.device, max_pixels,
+                follow_links,
+            )  # fmt: skip
         else:
             inr_file, _ = encode_image_file(
                 model.network, model.checkpoint, source, fit, model.device, max_pixels
@@ -258,17 +285,21 @@ def image_objective(
 
 def nerf_objective(
     inr_file: InrFile, views: str | Path, view_ids: list[int] | None, rays: int,
-    device: torch.device,
+    device: torch.device, max_pixels: int | None = None, follow_links: bool = False,
 ) -> tuple[Callable, Callable]:  # fmt: skip
-    """The paper's TTO: `rays` random rays of the support views a step; PSNR on 1024 rays."""
+    """The paper's TTO: `rays` random rays of the support views a step; PSNR on 1024 rays.
+    A ray count whose step would not fit in memory is refused before the views are read."""
     from models.config import RaySampling
     from models.encoding import support_ray_psnr
     from models.refinement import view_loss
     from models.view_data import load_views
+    from models.volume_rendering import check_ray_batch
 
     header = inr_file.header
-    posed = load_views(views, view_ids or header.support_views or [0])
     sampling = RaySampling(header.near, header.far, header.samples)
+    check_ray_batch(inr_file.inr, sampling.samples, rays)
+    chosen = view_ids or header.support_views or [0]
+    posed = load_views(views, chosen, max_pixels=max_pixels, follow_links=follow_links)
 
     def measure(weights) -> float:
         return support_ray_psnr(weights, inr_file.inr, sampling, posed, device)
@@ -287,6 +318,7 @@ def refine(
     view_ids: list[int] | None = None,
     rays: int = 1024,
     max_pixels: int | None = None,
+    follow_links: bool = False,
     device: str = "auto",
     on_step: Callable[[int, float], None] | None = None,
 ) -> Inr:
@@ -298,7 +330,9 @@ def refine(
 
     torch_device = resolve_device(device)
     if inr.task == "nerf":
-        loss_fn, measure = nerf_objective(inr.file, target, view_ids, rays, torch_device)
+        loss_fn, measure = nerf_objective(
+            inr.file, target, view_ids, rays, torch_device, max_pixels, follow_links
+        )
     else:
         loss_fn, measure = image_objective(inr.file, target, torch_device, max_pixels, coordinates)
     settings = refine_settings(inr.task, lr, schedule)

@@ -74,7 +74,15 @@ def folder_files(root: Path, split: str) -> list[Path]:
 class ImageDataset(Dataset):
     """Images of one split, fitted to S x S; items are looked up by (index, seed)."""
 
-    def __init__(self, dataset: str, root: str | Path, split: str, size: int, limit: int = 0):
+    def __init__(
+        self,
+        dataset: str,
+        root: str | Path,
+        split: str,
+        size: int,
+        limit: int = 0,
+        max_pixels: int | None = None,
+    ):
         if dataset not in DATASETS:
             raise TransInrError(
                 f"unknown --dataset '{dataset}'; choose one of: {', '.join(DATASETS)}"
@@ -88,7 +96,7 @@ class ImageDataset(Dataset):
             self.files = self.files[:limit]
         if not self.files:
             raise TransInrError(f"no {split} images found for --dataset {dataset} in {root}")
-        self.size = size
+        self.size, self.max_pixels = size, max_pixels
         self.random_crop = dataset == "imagenette" and split == "train"
 
     def __len__(self) -> int:
@@ -96,7 +104,7 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         index, seed = item if isinstance(item, tuple) else (item, 0)
-        image = load_image(self.files[index])
+        image = load_image(self.files[index], self.max_pixels)
         if not self.random_crop:
             return fit_image(image, self.size, "crop")[0]
         generator = torch.Generator().manual_seed(seed)
@@ -156,3 +164,58 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:  # infinite stream; the training loop counts steps
         return 1 << 62
+
+
+# --- loading in background workers: errors come back as the same one-line errors -----------
+
+
+class LoadFailure:
+    """An item that could not be read, carried out of a loader worker as data: raised there, a
+    TransInrError would come back wrapped in the worker's traceback."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+class GuardedDataset(Dataset):
+    """`dataset` whose unreadable items (a TransInrError) become LoadFailure items."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        try:
+            return self.dataset[item]
+        except TransInrError as error:
+            return LoadFailure(str(error))
+
+
+def collate_guarded(items: list) -> object:
+    """default_collate, or the first LoadFailure of the batch (items that cannot be batched
+    together are one too)."""
+    from torch.utils.data import default_collate
+
+    failures = [item for item in items if isinstance(item, LoadFailure)]
+    if failures:
+        return failures[0]
+    try:
+        return default_collate(items)
+    except RuntimeError as error:
+        return LoadFailure(
+            f"cannot batch the data set's items ({str(error)[:120]}); give every item one size"
+        )
+
+
+def guarded_loader(dataset: Dataset, **options) -> Iterator:
+    """A DataLoader over `dataset` (same options) whose batches raise a worker's TransInrError in
+    this process, as the same one-line error."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(GuardedDataset(dataset), collate_fn=collate_guarded, **options)
+    for batch in loader:
+        if isinstance(batch, LoadFailure):
+            raise TransInrError(batch.message)
+        yield batch

@@ -15,9 +15,9 @@ import torch
 from models.checkpoint import Checkpoint
 from models.config import INRConfig, RaySampling
 from models.errors import TransInrError
-from models.images import content_mask, fit_image, is_greyscale, load_image
+from models.images import content_mask, is_greyscale, read_fitted
 from models.inr_file import InrFile
-from models.inr_header import ImageHeader, NerfHeader, SceneBounds, with_refinement
+from models.inr_header import MAX_TEXT, ImageHeader, NerfHeader, SceneBounds, with_refinement
 from models.metalearner import TransInr
 from models.refinement import (
     RefineSettings,
@@ -64,14 +64,13 @@ def encode_image_file(
             "image needs an image model (--model)"
         )
     size = checkpoint.config.image_size
-    picture = load_image(path, max_pixels)
-    fitted, fit_info = fit_image(picture, size, fit)
+    fitted, fit_info, picture = read_fitted(path, size, fit, max_pixels)
     batch = fitted[None].to(device)
     weights, seconds = timed_encode(model, batch)
     mask = content_mask(size, fit_info.content_box)
     score = observed_psnr(weights, checkpoint.config.inr, batch, mask).item()
     header = ImageHeader(
-        **fit_info.header_fields(size, path, is_greyscale(picture)),
+        **fit_info.header_fields(size, path, is_greyscale(picture.pixels)),
         source_model=checkpoint.model_id,
         encode_psnr=round(score, 4),
     )
@@ -85,8 +84,11 @@ def encode_views_file(
     source: str | Path,
     views: list[int] | None = None,
     device: torch.device | str = "cpu",
+    max_pixels: int | None = None,
+    follow_links: bool = False,
 ) -> tuple[InrFile, float]:
-    """Encode posed views of one object (a learnit folder or transforms.json) into a NeRF INR."""
+    """Encode posed views of one object (a learnit folder or transforms.json) into a NeRF INR;
+    the views are read as load_views reads them (`max_pixels`, `follow_links`)."""
     config = checkpoint.config
     if config.task != "nerf":
         raise TransInrError(
@@ -99,7 +101,7 @@ def encode_views_file(
             f"{len(views)} support views given, more than this model allows ({config.max_views}); "
             f"pass at most {config.max_views} with --views"
         )
-    posed = load_views(source, views)
+    posed = load_views(source, views, max_pixels=max_pixels, follow_links=follow_links)
     tokens_input = views_to_tokens_input(
         posed.images[None], posed.poses[None], posed.focal, config.image_size
     ).to(device)
@@ -122,7 +124,7 @@ def encode_views_file(
         scene_bounds=SceneBounds(radius=max(radius - config.near, 0.0)),
         camera_radius=radius,
         source_model=checkpoint.model_id,
-        source_views=str(source),
+        source_views=str(source)[:MAX_TEXT],
         encode_psnr=round(score, 4),
     )
     weights = [w[0].detach().cpu() for w in weights]
@@ -135,9 +137,9 @@ def fitted_observation(
     """The image an image INR observes, fitted as its file records: (3, S, S) in [0, 1], the
     mask (S, S) of observed pixels, and the picture's (height, width) before fitting."""
     fit_mode = header.fit.mode if header.fit is not None else "crop"
-    picture = load_image(path, max_pixels)
-    fitted, fit_info = fit_image(picture, header.input_size, fit_mode)
-    return fitted, content_mask(header.input_size, fit_info.content_box), tuple(picture.shape[1:])
+    fitted, fit_info, picture = read_fitted(path, header.input_size, fit_mode, max_pixels)
+    mask = content_mask(header.input_size, fit_info.content_box)
+    return fitted, mask, (picture.height, picture.width)
 
 
 def refine_encoded_images(

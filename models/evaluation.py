@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import DataLoader
 
-from models.data import ImageDataset
+from models.data import ImageDataset, guarded_loader
 from models.metalearner import TransInr
 from models.objectives import degrade, pick_views, support_input
 from models.refinement import (
@@ -56,7 +55,7 @@ def evaluate_images(
     image. Refinement needs the full image, so it is not combined with input_size.
     """
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    loader = guarded_loader(dataset, batch_size=batch_size, num_workers=workers)
     inr = model.config.inr
     plain: list[torch.Tensor] = []
     refined: list[torch.Tensor] = []

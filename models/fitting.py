@@ -14,8 +14,7 @@ import torch
 
 from models.config import INRConfig
 from models.errors import TransInrError
-from models.images import content_mask, is_greyscale, load_image
-from models.images import fit_image as fit_to_square
+from models.images import content_mask, is_greyscale, read_fitted
 from models.inr import INRWeights, init_weights
 from models.inr_file import InrFile
 from models.inr_header import ImageHeader
@@ -85,8 +84,7 @@ def fit_image_file(
     render, info and refine treat it alike) and the seconds the fitting took. With `pad`, only
     the picture's pixels count, not the padding.
     """
-    picture = load_image(path, max_pixels)
-    fitted, fit_info = fit_to_square(picture, size, fit)
+    fitted, fit_info, picture = read_fitted(path, size, fit, max_pixels)
     full = tuple(fit_info.content_box) == FULL_BOX
     mask = None if full else content_mask(size, fit_info.content_box)
     cuda = torch.device(device).type == "cuda"
@@ -96,7 +94,7 @@ def fit_image_file(
     weights, score = fit_image(fitted, inr, steps, lr, device, on_step, seed, mask)
     seconds = time.perf_counter() - started
     header = ImageHeader(
-        **fit_info.header_fields(size, path, is_greyscale(picture)),
+        **fit_info.header_fields(size, path, is_greyscale(picture.pixels)),
         fit_steps=steps,
         fit_lr=lr,
         fit_seed=seed,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from models.errors import TransInrError
 
@@ -51,35 +51,189 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        del rgba, background
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    array /= 255.0  # in place: one float copy of the picture, not two
+    return array
 
 
-def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
-    """Read an image file -> float (3, H, W) in [0, 1], EXIF orientation applied.
+# --- memory: what decoding a picture costs, and decoding it smaller -------------------------
 
-    Images over `max_pixels` are refused before decoding; an animated image gives its first
-    frame and a warning (`warnings.warn`).
-    """
+REDUCED_SIDE = 1024  # pictures at least twice this (shorter side) over what is needed: reduced
+FLOAT_STAGE_BYTES = 32  # per decoded pixel: compositing on white and the float32 RGB array
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes reading one picture may take (more with --max-pixels)
+STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}  # EXIF orientation -> the transposition that shows the picture upright
+
+
+def memory_budget(max_pixels: int) -> int:
+    """Bytes that reading one picture may take: 1 GiB, or 10 bytes a pixel of a raised
+    --max-pixels (so raising the pixel limit raises this too)."""
+    return max(DEFAULT_MEMORY_BUDGET, 10 * max_pixels)
+
+
+def reduction(width: int, height: int, keep: int | None) -> int:
+    """The factor a picture may be shrunk by at decode time so that its shorter side stays at
+    least `keep` pixels (1: decode it whole). Only pictures twice as large as needed shrink."""
+    if keep is None:
+        return 1
+    return max(1, min(width, height) // max(keep, 1))
+
+
+def decode_cost(image: Image.Image, factor: int) -> int:
+    """Bytes decoding `image` takes: Pillow's own copy (4 bytes a pixel for most modes), then
+    the float stage of the picture shrunk by `factor`."""
+    width, height = image.size
+    stored = width * height * STORED_BYTES.get(image.mode, 4)
+    shrunk = -(-width // factor) * -(-height // factor)
+    return stored + shrunk * FLOAT_STAGE_BYTES
+
+
+def _shrink(image: Image.Image, factor: int) -> Image.Image:
+    """A decoded picture shrunk by an integer `factor` (box filter, Pillow's `reduce`); modes
+    `reduce` does not take are converted to equivalent ones first."""
+    if factor <= 1:
+        return image
+    if image.mode.startswith("I;16"):
+        wide = np.asarray(image.convert("I").reduce(factor))
+        return Image.fromarray(wide.astype(np.uint16))
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    return image.reduce(factor)
+
+
+def _draft_jpeg(image: Image.Image, keep: int | None) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale (in the DCT, nearly free) when even that
+    leaves the shorter side at least `keep` pixels."""
+    if keep is None or image.format != "JPEG":
+        return
+    width, height = image.size
+    if reduction(width, height, keep) >= 2:
+        shorter = min(width, height)
+        image.draft(None, (max(1, width * keep // shorter), max(1, height * keep // shorter)))
+
+
+def _orientation(image: Image.Image, header_only: bool = False) -> int:
+    """The EXIF orientation (1: upright); a broken EXIF block counts as upright. A PNG may
+    keep its EXIF after the pixels: `header_only` does not decode them to look."""
+    if header_only and image.format == "PNG" and "exif" not in image.info:
+        return 1
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError, TypeError, KeyError, struct.error):
+        return 1
+    return value if value in ORIENTATIONS else 1
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise TransInrError(
+            f"{path} has {width}x{height} pixels, over the limit of "
+            f"{max_pixels:,}; downscale it first, or raise the limit "
+            "(--max-pixels or TRANSINR_MAX_PIXELS)"
+        )
+
+
+def _check_cost(path: Path, image: Image.Image, factor: int, max_pixels: int) -> None:
+    """Refuse, before decoding, a picture whose decoding would take more than the budget."""
+    cost, budget = decode_cost(image, factor), memory_budget(max_pixels)
+    if cost > budget:
+        width, height = image.size
+        needed = -(-cost // 10)  # the --max-pixels whose budget covers it
+        raise TransInrError(
+            f"{path} ({width}x{height}) would take {cost / 1e9:.1f} GB of memory to decode, "
+            f"over the budget of {budget / 1e9:.1f} GB; downscale it first, or raise the limit "
+            f"(--max-pixels {needed} or TRANSINR_MAX_PIXELS)"
+        )
+
+
+@dataclass
+class Picture:
+    """A decoded picture: pixels (3, h, w) in [0, 1], and the size of the picture itself
+    (width, height, EXIF orientation applied): larger than the pixels when it was decoded
+    reduced."""
+
+    pixels: torch.Tensor
+    width: int
+    height: int
+
+    @property
+    def source_size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def is_file(path: Path) -> bool:
+    """Path.is_file, with a path the OS refuses (too long, a loop) as a one-line error."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise TransInrError(f"cannot open {path} ({reason}); check the path") from None
+
+
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file, EXIF orientation applied, from its header only."""
     path = Path(path)
-    max_pixels = max_pixels or max_pixels_setting()
-    if not path.is_file():
+    if not is_file(path):
         raise TransInrError(f"image not found: {path}; check the path")
     try:
         with Image.open(path) as image:
-            if image.width * image.height > max_pixels:
-                raise TransInrError(
-                    f"{path} has {image.width}x{image.height} pixels, over the limit of "
-                    f"{max_pixels:,}; downscale it first, or raise the limit "
-                    "(--max-pixels or TRANSINR_MAX_PIXELS)"
-                )
+            width, height = image.size
+            if _orientation(image, header_only=True) in (5, 6, 7, 8):
+                width, height = height, width
+    except UnidentifiedImageError:
+        raise TransInrError(
+            f"{path} is not an image file (PNG, JPEG, ...); give an image"
+        ) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise TransInrError(f"cannot read image {path} ({error}); is it truncated?") from None
+    _check_pixels(path, width, height, max_pixels or max_pixels_setting())
+    return width, height
+
+
+def read_picture(
+    path: str | Path, max_pixels: int | None = None, keep: int | None = None
+) -> Picture:
+    """Read an image file, EXIF orientation applied, transparency on white.
+
+    With `keep`, a picture whose shorter side is at least twice `keep` is decoded reduced (a
+    JPEG in the DCT, others by an integer box filter) to a shorter side of at least `keep`.
+    Pictures over `max_pixels`, or whose decoding would take more than `memory_budget`, are
+    refused before decoding; an animated image gives its first frame and a warning.
+    """
+    path = Path(path)
+    max_pixels = max_pixels or max_pixels_setting()
+    if not is_file(path):
+        raise TransInrError(f"image not found: {path}; check the path")
+    try:
+        with Image.open(path) as image:
+            _check_pixels(path, image.width, image.height, max_pixels)
+            width, height = image.size
+            _draft_jpeg(image, keep)
+            factor = reduction(image.width, image.height, keep)
+            _check_cost(path, image, factor, max_pixels)
+            orientation = _orientation(image)  # a PNG's EXIF may come after its pixels
             frames = getattr(image, "n_frames", 1)
             if frames > 1:
                 warnings.warn(
                     f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
-            array = _to_rgb_array(image)
+            decoded = _shrink(image, factor)
+            if orientation in ORIENTATIONS:
+                decoded = decoded.transpose(ORIENTATIONS[orientation])
+            array = _to_rgb_array(decoded)
+            del decoded
     except TransInrError:
         raise
     except UnidentifiedImageError:
@@ -90,7 +244,15 @@ def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
         raise TransInrError(f"cannot read image {path} ({error}); is it truncated?") from None
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise TransInrError(f"{path} has no pixels; give a non-empty image")
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    pixels = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
+    return Picture(pixels, width, height)
+
+
+def load_image(path: str | Path, max_pixels: int | None = None) -> torch.Tensor:
+    """Read an image file -> float (3, H, W) in [0, 1] at its full size (read_picture)."""
+    return read_picture(path, max_pixels).pixels
 
 
 @dataclass
@@ -150,24 +312,34 @@ def resize(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized[0].clamp_(0.0, 1.0)
 
 
-def fit_image(image: torch.Tensor, size: int, mode: str = "crop") -> tuple[torch.Tensor, FitInfo]:
-    """(3, H, W) -> (3, size, size): centre-crop, zero-pad (centred) or resize to a square."""
+def fit_image(
+    image: torch.Tensor, size: int, mode: str = "crop", source_size: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, FitInfo]:
+    """(3, H, W) -> (3, size, size): centre-crop, zero-pad (centred) or resize to a square.
+
+    `source_size` (width, height): the picture's own size when `image` is a reduced decode of
+    it (read_picture); the FitInfo is in the picture's pixels."""
     if mode not in FIT_MODES:
         raise TransInrError(f"unknown --fit '{mode}'; choose one of: {', '.join(FIT_MODES)}")
     height, width = image.shape[1:]
+    source_w, source_h = source_size or (width, height)
     if mode == "crop":
         side = min(height, width)
         top, left = (height - side) // 2, (width - side) // 2
         fitted = resize(image[:, top : top + side, left : left + side], size, size)
+        side = min(source_h, source_w)
+        top, left = (source_h - side) // 2, (source_w - side) // 2
         box = (left, top, left + side, top + side)
-        return fitted, FitInfo(mode, width, height, side, side, (-1.0, -1.0, 1.0, 1.0), box)
-    whole = (0, 0, width, height)
+        info = FitInfo(mode, source_w, source_h, side, side, (-1.0, -1.0, 1.0, 1.0), box)
+        return fitted, info
+    whole = (0, 0, source_w, source_h)
     if mode == "resize":
         fitted = resize(image, size, size)
-        return fitted, FitInfo(mode, width, height, width, height, (-1.0, -1.0, 1.0, 1.0), whole)
-    scale = size / max(height, width)
-    inner_h = max(1, min(size, round(height * scale)))
-    inner_w = max(1, min(size, round(width * scale)))
+        full = (-1.0, -1.0, 1.0, 1.0)
+        return fitted, FitInfo(mode, source_w, source_h, source_w, source_h, full, whole)
+    scale = size / max(source_h, source_w)
+    inner_h = max(1, min(size, round(source_h * scale)))
+    inner_w = max(1, min(size, round(source_w * scale)))
     top, left = (size - inner_h) // 2, (size - inner_w) // 2
     fitted = torch.zeros(3, size, size)
     fitted[:, top : top + inner_h, left : left + inner_w] = resize(image, inner_h, inner_w)
@@ -177,7 +349,19 @@ def fit_image(image: torch.Tensor, size: int, mode: str = "crop") -> tuple[torch
         -1.0 + 2.0 * (top + inner_h) / size,
         -1.0 + 2.0 * (left + inner_w) / size,
     )
-    return fitted, FitInfo(mode, width, height, width, height, box, whole)
+    return fitted, FitInfo(mode, source_w, source_h, source_w, source_h, box, whole)
+
+
+def read_fitted(
+    path: str | Path, size: int, mode: str = "crop", max_pixels: int | None = None
+) -> tuple[torch.Tensor, FitInfo, Picture]:
+    """An image file fitted to the model's size x size input (fit_image), decoded no larger
+    than that needs (read_picture): the fitted pixels, how, and the picture."""
+    if mode not in FIT_MODES:
+        raise TransInrError(f"unknown --fit '{mode}'; choose one of: {', '.join(FIT_MODES)}")
+    picture = read_picture(path, max_pixels, keep=max(size, REDUCED_SIDE))
+    fitted, info = fit_image(picture.pixels, size, mode, picture.source_size)
+    return fitted, info, picture
 
 
 def content_mask(size: int, box: tuple[float, float, float, float]) -> torch.Tensor:
@@ -199,15 +383,22 @@ def to_grey(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float64).mean(axis=2).round().astype(array.dtype)
 
 
-def encode_png(array: np.ndarray) -> bytes:
+def encode_png(array: np.ndarray, rows_per_chunk: int = 256) -> bytes:
     """An (H, W, 3) RGB or (H, W) grey uint8 / uint16 array as PNG bytes (8 or 16 bits per
-    channel). Written directly (Pillow cannot write 16-bit RGB): signature, IHDR, one IDAT, IEND.
+    channel). Written directly (Pillow cannot write 16-bit RGB): signature, IHDR, one IDAT, IEND;
+    compressed a block of rows at a time, so memory is the array plus its compressed bytes.
     """
     height, width = array.shape[:2]
     colour_type = 0 if array.ndim == 2 else 2
     bit_depth = 16 if array.dtype == np.uint16 else 8
-    rows = array.astype(">u2" if bit_depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
+    compressor = zlib.compressobj(6)
+    parts = []
+    for first in range(0, height, rows_per_chunk):
+        block = array[first : first + rows_per_chunk]
+        rows = block.astype(">u2" if bit_depth == 16 else np.uint8).reshape(len(block), -1)
+        raw = np.concatenate([np.zeros((len(block), 1), np.uint8), rows.view(np.uint8)], axis=1)
+        parts.append(compressor.compress(raw.tobytes()))  # filter byte 0 before every row
+    parts.append(compressor.flush())
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         body = kind + data
@@ -217,6 +408,6 @@ def encode_png(array: np.ndarray) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + chunk(b"IDAT", b"".join(parts))
         + chunk(b"IEND", b"")
     )

@@ -87,6 +87,19 @@ def save_inr(inr_file: InrFile, path: str | Path, dtype: str = "float32") -> Non
 
 
 TASK_SHAPES = {"image": (2, 3), "nerf": (3, 4)}  # (coordinate dims, outputs) of each task's INR
+MAX_INR_WIDTH = 2048  # widest INR a file may hold (the paper's: 256): rendering costs width^2
+MAX_INR_PARAMETERS = 1 << 24  # 64 MB of float32 weights (the paper's INRs: 0.3 M parameters)
+
+
+def check_cost(inr: INRConfig, name: str) -> None:
+    """An INR a file may hold: not so wide or large that rendering it would take gigabytes."""
+    count = inr.parameter_count()
+    if inr.width > MAX_INR_WIDTH or count > MAX_INR_PARAMETERS:
+        raise TransInrError(
+            f"{name}: an INR of {inr.depth} layers of width {inr.width} ({count:,} parameters) "
+            f"is larger than any transinr writes (width up to {MAX_INR_WIDTH}, "
+            f"{MAX_INR_PARAMETERS:,} parameters); the file is corrupt or hostile: re-encode it"
+        )
 
 
 def check_task(task: str, inr: INRConfig, name: str) -> None:
@@ -162,6 +175,7 @@ def load_inr(path: str | Path) -> InrFile:
     inr = INRConfig.from_dict(info.pop("inr", None), f"{path}: INR architecture")
     task = info.pop("task")
     check_task(task, inr, str(path))
+    check_cost(inr, str(path))
     info.pop("coordinates", None)
     typed_header = header_from_dict(task, info, str(path))
     shapes = inr.layer_shapes()

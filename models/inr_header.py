@@ -22,6 +22,7 @@ from models.images import FIT_MODES, FitInfo
 
 MAX_TEXT = 4096  # characters in one header string
 MAX_ITEMS = 1024  # items in one header list
+MAX_VIEW_SIZE = 4096  # a NeRF's view size: what `render` draws by default, one ray a pixel
 Box = tuple[float, float, float, float]
 FULL_BOX: Box = (-1.0, -1.0, 1.0, 1.0)
 
@@ -90,9 +91,9 @@ class NerfHeader(Provenance):
     samples: int = within(2, 4096, default=128)
     focal: float = within(1e-6, 1e6)  # pixels, at view_size
     camera_angle_x: float | None = within(1e-6, math.pi, default=None)
-    view_size: int = within(1, 16384, default=128)
-    native_width: int = within(1, 16384, default=128)
-    native_height: int = within(1, 16384, default=128)
+    view_size: int = within(1, MAX_VIEW_SIZE, default=128)  # render's default: a ray a pixel
+    native_width: int = within(1, MAX_VIEW_SIZE, default=128)
+    native_height: int = within(1, MAX_VIEW_SIZE, default=128)
     camera_radius: float = within(1e-6, 1e4, default=4.0)
     camera_convention: str = ""
     support_views: list[int] = within(0, 10**6, default_factory=lambda: [0])

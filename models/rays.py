@@ -7,13 +7,13 @@ not normalised; the origin is the camera position. focal = 0.5 W / tan(0.5 camer
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 
 from models.errors import TransInrError
+from models.safetensors_io import parse_json
 
 
 def focal_from_angle(width: int, camera_angle_x: float) -> float:
@@ -22,15 +22,21 @@ def focal_from_angle(width: int, camera_angle_x: float) -> float:
 
 
 def camera_rays(
-    pose: torch.Tensor, height: int, width: int, focal: float | torch.Tensor
+    pose: torch.Tensor,
+    height: int,
+    width: int,
+    focal: float | torch.Tensor,
+    row_range: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays of every pixel: pose (..., 4, 4) -> origins, directions (..., H, W, 3).
 
     `focal` is a number, or a tensor broadcastable to pose's leading dims (one per camera).
+    `row_range` (first, stop): only those rows of the H x W image (..., stop - first, W, 3).
     """
     dtype, device = pose.dtype, pose.device
+    first, stop = row_range or (0, height)
     cols = torch.arange(width, dtype=dtype, device=device) + 0.5
-    rows = torch.arange(height, dtype=dtype, device=device) + 0.5
+    rows = torch.arange(first, stop, dtype=dtype, device=device) + 0.5
     y, x = torch.meshgrid(rows, cols, indexing="ij")
     focal = torch.as_tensor(focal, dtype=dtype, device=device)[..., None, None]  # (..., 1, 1)
     right, up = (x - 0.5 * width) / focal, -(y - 0.5 * height) / focal
@@ -42,8 +48,30 @@ def camera_rays(
     return origins, directions
 
 
+MAX_CAMERA_DISTANCE = 1e4  # what an .inr header records (NerfHeader.camera_radius)
+MAX_POSE_FILE_BYTES = 1 << 20
+
+
+def check_camera_options(azimuth: float, elevation: float, radius: float) -> None:
+    """A camera on a sphere: finite angles in range and a positive distance, or a one-line
+    error naming the option (--azimuth, --elevation, --radius)."""
+    checks = (
+        ("--azimuth", azimuth, -1e6, 1e6, "degrees, e.g. 30 (any turn: 390 is 30)"),
+        ("--elevation", elevation, -90.0, 90.0, "degrees from -90 to 90, e.g. 30"),
+    )
+    for name, value, low, high, fix in checks:
+        if not (math.isfinite(value) and low <= value <= high):
+            raise TransInrError(f"{name} {value:g} is out of range; give {fix}")
+    if not (math.isfinite(radius) and 0 < radius <= MAX_CAMERA_DISTANCE):
+        raise TransInrError(
+            f"--radius {radius:g} is not a camera distance; give a positive number up to "
+            f"{MAX_CAMERA_DISTANCE:g}, e.g. 4"
+        )
+
+
 def look_at_pose(azimuth: float, elevation: float, radius: float) -> torch.Tensor:
     """Camera-to-world (4, 4) on a sphere (degrees, Z up), looking at the origin, OpenGL axes."""
+    check_camera_options(azimuth, elevation, radius)
     azimuth, elevation = math.radians(azimuth), math.radians(elevation)
     position = torch.tensor(
         [
@@ -89,12 +117,14 @@ def read_pose_file(path: Path) -> torch.Tensor:
     `transform_matrix`) or text with 16 numbers."""
     if not path.is_file():
         raise TransInrError(f"pose file not found: {path}; check the path")
+    if path.stat().st_size > MAX_POSE_FILE_BYTES:
+        raise TransInrError(f"{path} is too large for a pose (16 numbers); give the right file")
     text = path.read_text(errors="replace")
     try:
-        data = json.loads(text)
+        data = parse_json(text)
         if isinstance(data, dict):
             data = data.get("transform_matrix")
-    except json.JSONDecodeError:
+    except ValueError:
         try:
             values = [float(v) for v in text.replace(",", " ").split()]
         except ValueError:
@@ -102,4 +132,11 @@ def read_pose_file(path: Path) -> torch.Tensor:
                 f"{path} is not a pose: give JSON [[...] x4] or 16 numbers"
             ) from None
         data = [values[i : i + 4] for i in range(0, len(values), 4)]
-    return check_pose(data, str(path))
+    pose = check_pose(data, str(path))
+    distance = pose[:3, 3].double().norm().item()
+    if not 0 < distance <= MAX_CAMERA_DISTANCE:
+        raise TransInrError(
+            f"{path}: the camera is {distance:g} from the object at the origin; give a camera "
+            f"within {MAX_CAMERA_DISTANCE:g} of it, not at it"
+        )
+    return pose

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from models.checkpoint import Checkpoint, save_checkpoint
 from models.config import ModelConfig
-from models.data import EpochSampler
+from models.data import EpochSampler, guarded_loader
 from models.devices import resolve_device  # noqa: F401  (re-exported)
 from models.distributed import Distributed
 from models.errors import TransInrError
@@ -86,6 +86,19 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False  # stopped on request; `last` holds the state to resume from
     data_wait: float = 0.0  # fraction of the training time spent waiting for data
+
+
+PREFETCH_BUDGET = 1 << 30  # bytes of batches the loader workers may hold ahead of the loop
+
+
+def prefetch_factor(train_set: Dataset, train_config: TrainConfig, world_size: int) -> int | None:
+    """Batches each loader worker prepares ahead: 4, fewer when the items are so large (views
+    of 512 px) that 4 would hold more than PREFETCH_BUDGET; None without workers."""
+    if train_config.workers == 0:
+        return None
+    item_bytes = getattr(train_set, "item_bytes", 0)
+    batch_bytes = max(1, item_bytes * (train_config.batch_size // world_size))
+    return max(1, min(4, PREFETCH_BUDGET // (batch_bytes * train_config.workers)))
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int, seconds: float = 0.0) -> float:
@@ -212,7 +225,7 @@ def train(
         ctx.rank,
         ctx.world_size,
     )
-    loader = DataLoader(
+    loader = guarded_loader(
         train_set,
         batch_size=train_config.batch_size // ctx.world_size,
         sampler=sampler,
@@ -220,7 +233,7 @@ def train(
         pin_memory=device.type == "cuda",
         persistent_workers=train_config.workers > 0,
         generator=torch.Generator(),  # the loader's base seed must not draw on the global RNG
-        prefetch_factor=4 if train_config.workers > 0 else None,
+        prefetch_factor=prefetch_factor(train_set, train_config, ctx.world_size),
     )
     if model_config.task == "nerf":
         objective = NerfObjective(
@@ -271,7 +284,7 @@ def train(
     model.train()
     started, last_time, last_val = time.perf_counter(), time.perf_counter(), None
     last_write = time.monotonic()
-    batches = iter(loader)
+    batches = loader
     waited = 0.0
 
     agreed = {"seconds": state["seconds"]}  # training time all ranks agree on (their maximum)

@@ -11,8 +11,30 @@ from __future__ import annotations
 import torch
 
 from models.config import INRConfig, RaySampling
+from models.errors import TransInrError
 from models.inr import INRWeights, nerf_inr
 from models.rays import camera_rays, look_at_pose
+
+RAY_MEMORY_BUDGET = 2 << 30  # bytes the rays of one optimisation step may take
+BYTES_PER_ACTIVATION = 10  # per INR activation of a sample, forward and backward (measured)
+
+
+def ray_batch_bytes(inr: INRConfig, samples: int, rays: int) -> int:
+    """The memory an optimisation step on `rays` rays of `samples` samples takes in the INR."""
+    per_point = inr.in_dim + inr.width * (inr.depth - 1) + inr.out_dim
+    return rays * samples * per_point * BYTES_PER_ACTIVATION
+
+
+def check_ray_batch(inr: INRConfig, samples: int, rays: int, option: str = "--rays") -> None:
+    """Refuse, before any step, a ray count whose activations would not fit RAY_MEMORY_BUDGET."""
+    needed = ray_batch_bytes(inr, samples, rays)
+    if rays < 1 or needed > RAY_MEMORY_BUDGET:
+        most = max(1, RAY_MEMORY_BUDGET // ray_batch_bytes(inr, samples, 1))
+        raise TransInrError(
+            f"{option} {rays} would take {needed / 1e9:.1f} GB a step ({samples} samples a ray "
+            f"through a {inr.depth} x {inr.width} INR), over the {RAY_MEMORY_BUDGET / 1e9:.1f} GB "
+            f"budget; use {option} 1 to {most}"
+        )
 
 
 def sample_depths(
@@ -85,19 +107,24 @@ def render_view(
     """Full images from camera-to-world poses (B, 4, 4) -> (B, H, W, 3) in [0, 1], no grad.
 
     Rays go through the INR `chunk_points // samples` at a time, so the activations of a chunk
-    stay in cache (4096 points: 32 rays of 128 samples).
+    stay in cache (4096 points: 32 rays of 128 samples); the rays themselves are made a block of
+    rows at a time, so memory is the image plus one block, whatever its size.
     """
     chunk_rays = max(1, chunk_points // sampling.samples)
-    origins, directions = camera_rays(pose.float(), height, width, focal)  # (B, H, W, 3)
     batch = pose.shape[0]
-    origins, directions = origins.reshape(batch, -1, 3), directions.reshape(batch, -1, 3)
-    image = torch.empty(batch, height * width, 3, device=pose.device)
+    image = torch.empty(batch, height, width, 3, device=pose.device)
+    block_rows = max(1, (1 << 16) // width)
     with torch.inference_mode():
-        for first in range(0, height * width, chunk_rays):
-            part = slice(first, first + chunk_rays)
-            rgb = render_rays(weights, inr, sampling, origins[:, part], directions[:, part])
-            image[:, part] = rgb.clamp(0.0, 1.0)
-    return image.view(batch, height, width, 3)
+        for top in range(0, height, block_rows):
+            bottom = min(height, top + block_rows)
+            origins, directions = camera_rays(pose.float(), height, width, focal, (top, bottom))
+            origins, directions = origins.reshape(batch, -1, 3), directions.reshape(batch, -1, 3)
+            block = image[:, top:bottom].view(batch, -1, 3)
+            for first in range(0, origins.shape[1], chunk_rays):
+                part = slice(first, first + chunk_rays)
+                rgb = render_rays(weights, inr, sampling, origins[:, part], directions[:, part])
+                block[:, part] = rgb.clamp(0.0, 1.0)
+    return image
 
 
 def orbit_poses(frames: int, elevation: float, radius: float) -> torch.Tensor:

@@ -48,7 +48,7 @@ def attention(
     """Draw the last-layer attention of each INR layer's weight tokens on an image (Fig. 7)."""
     from models.attention_maps import attention_map_figure, check_attention_model
     from models.devices import resolve_device
-    from models.images import encode_png, fit_image, load_image
+    from models.images import encode_png, read_fitted
     from models.safetensors_io import atomic_write
 
     if out.suffix.lower() != ".png":
@@ -66,7 +66,7 @@ def attention(
     layers = len(meta_learner.hypernetwork.group_counts)
     check_size("the figure width", (1 + tokens) * cell)
     check_size("the figure height", layers * cell)
-    fitted, _ = fit_image(load_image(image, max_pixels), config.image_size, fit.value)
+    fitted, _, _ = read_fitted(image, config.image_size, fit.value, max_pixels)
     figure, chosen = attention_map_figure(meta_learner, fitted, tokens, cell)
     ensure_parent(out)
     atomic_write(out, encode_png(figure))

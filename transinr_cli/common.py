@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -99,8 +100,26 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings from the core (e.g. an animated image) as one `warning:` line on stderr."""
-    error_console.print(f"warning: {message}", markup=False)
+    """Warnings from the core (e.g. an animated image) as one `warning:` line on stderr (a
+    file name in it cannot break the line or reach the terminal as a control sequence)."""
+    from models.errors import printable
+
+    error_console.print(f"warning: {printable(str(message))}", markup=False)
+
+
+def check_number(
+    name: str, value: float | None, low: float, high: float, example: str, above: bool = False
+) -> None:
+    """A numeric option: finite and in [low, high] (`above`: in (low, high]), or a one-line error
+    saying the range and an example. None (the option not given) passes."""
+    if value is None:
+        return
+    inside = math.isfinite(value) and (value > low if above else value >= low) and value <= high
+    if not inside:
+        start = f"above {low:g}" if above else f"from {low:g}"
+        raise TransInrError(
+            f"{name} {value:g} is out of range; use a number {start} to {high:g}, e.g. {example}"
+        )
 
 
 def check_output(path: Path, overwrite: bool) -> None:
@@ -129,7 +148,10 @@ def handle_errors(command):
                 warnings.simplefilter("always", UserWarning)
                 warnings.showwarning = show_warning
                 return command(*args, **kwargs)
-        except TransInrError as error:
+        except (TransInrError, OSError) as error:
+            if isinstance(error, OSError):  # a path the OS refused that no check foresaw
+                where = f": {error.filename}" if error.filename else ""
+                error = TransInrError(f"{error.strerror or error}{where}; check the path")
             if kwargs.get("as_json"):
                 print_json_error(str(error))
             else:
@@ -229,6 +251,17 @@ OverwriteOption = Annotated[bool, typer.Option(help="Replace output files that a
 MaxPixelsOption = Annotated[
     int | None,
     typer.Option(
-        min=1, help="Refuse images with more pixels (default 100,000,000).", show_default=False
+        min=1,
+        max=1 << 40,
+        help="Refuse images (and views) with more pixels (default 100,000,000); also raises "
+        "the memory budget of decoding one.",
+        show_default=False,
+    ),
+]
+FollowLinksOption = Annotated[
+    bool,
+    typer.Option(
+        help="Views: read images, transforms.json and objects through symlinks that lead out of "
+        "the object folder or the data root (refused by default)."
     ),
 ]

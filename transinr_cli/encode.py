@@ -15,6 +15,7 @@ from transinr_cli.common import (
     DeviceOption,
     Dtype,
     Fit,
+    FollowLinksOption,
     JsonOption,
     MaxPixelsOption,
     OverwriteOption,
@@ -66,6 +67,7 @@ def encode(
         float | None, typer.Option(help="With --refine-steps: the learning rate (default 1e-3).")
     ] = None,
     max_pixels: MaxPixelsOption = None,
+    follow_links: FollowLinksOption = False,
     overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -79,14 +81,7 @@ def encode(
 
     view_indices = parse_indices(views, "--views")
     view_inputs = [path for path in inputs if is_views_source(path)]
-    if view_inputs and len(view_inputs) != len(inputs):
-        raise TransInrError("give either images or views folders to one encode, not both")
-    if not view_inputs and view_indices is not None:
-        raise TransInrError("--views chooses views of an object folder; images take no --views")
-    if view_inputs and (refine_steps or refine_lr is not None):
-        raise TransInrError(
-            "--refine-steps is for images; refine a NeRF with `transinr refine FILE --views DIR`"
-        )
+    check_kind_options(inputs, view_inputs, view_indices, follow_links, refine_steps, refine_lr)
     settings = refine_settings("image", refine_lr, None)
     if not view_inputs:
         inputs, targets = image_targets(inputs, out)
@@ -112,7 +107,15 @@ def encode(
         for source in inputs:
             if view_inputs:
                 encoded.append(
-                    encode_views_file(meta_learner, checkpoint, source, view_indices, torch_device)
+                    encode_views_file(
+                        meta_learner,
+                        checkpoint,
+                        source,
+                        view_indices,
+                        torch_device,
+                        max_pixels,
+                        follow_links,
+                    )
                 )
             else:
                 encoded.append(
@@ -145,6 +148,23 @@ def encode(
             console.print(result_line(source, target, inr_file.header, seconds, view_inputs))
     if as_json:
         print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
+
+
+def check_kind_options(
+    inputs: list[Path], view_inputs: list[Path], view_indices, follow_links: bool,
+    refine_steps: int, refine_lr: float | None,
+) -> None:  # fmt: skip
+    """Images or views, not both; each kind's options only with it."""
+    if view_inputs and len(view_inputs) != len(inputs):
+        raise TransInrError("give either images or views folders to one encode, not both")
+    if not view_inputs and view_indices is not None:
+        raise TransInrError("--views chooses views of an object folder; images take no --views")
+    if not view_inputs and follow_links:
+        raise TransInrError("--follow-links is for views folders; images take no --follow-links")
+    if view_inputs and (refine_steps or refine_lr is not None):
+        raise TransInrError(
+            "--refine-steps is for images; refine a NeRF with `transinr refine FILE --views DIR`"
+        )
 
 
 def check_inr_target(out: Path | None, several: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -16,10 +15,13 @@ from transinr_cli.common import (
     Dataset,
     Device,
     DeviceOption,
+    FollowLinksOption,
     JsonOption,
+    MaxPixelsOption,
     QuietOption,
     Split,
     Task,
+    check_number,
     console,
     handle_errors,
     load_model,
@@ -45,17 +47,25 @@ def evaluate_nerf(
     quiet: bool,
     as_json: bool,
     baseline: bool = False,
+    max_pixels: int | None = None,
+    follow_links: bool = False,
 ) -> None:
     """The layout of the paper's Tables 3 and 4: PSNR of full query renders, per view count."""
     from models.evaluation import evaluate_views
     from models.view_data import ViewDataset
+    from models.volume_rendering import check_ray_batch
 
-    if support_views > checkpoint.config.max_views:
+    config = checkpoint.config
+    if support_views > config.max_views:
         raise TransInrError(
-            f"--support-views {support_views} is more than this model allows "
-            f"({checkpoint.config.max_views})"
+            f"--support-views {support_views} is more than this model allows ({config.max_views})"
         )
-    objects = ViewDataset(data, category, split, limit)
+    if refine_steps:
+        check_ray_batch(config.inr, config.sampling.samples, 1024, "refinement with rays")
+    objects = ViewDataset(
+        data, category, split, limit, min_views=support_views + 1, max_pixels=max_pixels,
+        follow_links=follow_links,
+    )  # fmt: skip
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("eval", total=len(objects) * pairs)
         result = evaluate_views(
@@ -109,11 +119,16 @@ def evaluate(
     model: Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")] = None,
     task: Annotated[Task, typer.Option(help="image or nerf (must match the model).")] = Task.image,
     category: Annotated[Category, typer.Option(help="NeRF: object category.")] = Category.chairs,
-    support_views: Annotated[int, typer.Option(min=1, help="NeRF: support views per pair.")] = 1,
-    pairs: Annotated[
-        int, typer.Option(min=1, help="NeRF: support/query pairs per object (paper: 100).")
+    support_views: Annotated[
+        int, typer.Option(min=1, max=64, help="NeRF: support views per pair.")
     ] = 1,
-    seed: Annotated[int, typer.Option(help="NeRF: seed of the support/query pairs.")] = 0,
+    pairs: Annotated[
+        int,
+        typer.Option(min=1, max=100_000, help="NeRF: support/query pairs per object (paper: 100)."),
+    ] = 1,
+    seed: Annotated[
+        int, typer.Option(min=0, max=1_000_000_000, help="NeRF: seed of the support/query pairs.")
+    ] = 0,
     baseline: Annotated[
         bool,
         typer.Option(
@@ -124,7 +139,7 @@ def evaluate(
     data: Annotated[Path | None, typer.Option(help="Data set root folder.")] = None,
     split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
     refine_steps: Annotated[
-        int, typer.Option(min=0, help="Also score after K refinement steps.")
+        int, typer.Option(min=0, max=1_000_000, help="Also score after K refinement steps.")
     ] = 0,
     refine_lr: Annotated[
         float | None,
@@ -142,8 +157,10 @@ def evaluate(
             "the INR on the full image (--baseline adds bicubic upsampling).",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1)] = 16,
-    workers: Annotated[int, typer.Option(min=0)] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 16,
+    workers: Annotated[int, typer.Option(min=0, max=64)] = 2,
+    max_pixels: MaxPixelsOption = None,
+    follow_links: FollowLinksOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
@@ -155,10 +172,9 @@ def evaluate(
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder")
-    if refine_lr is not None and not (math.isfinite(refine_lr) and 0 < refine_lr <= 100):
-        raise TransInrError(
-            f"--refine-lr {refine_lr} is out of range; use a positive rate, e.g. 1e-3"
-        )
+    check_number("--refine-lr", refine_lr, 0, 100, "1e-3", above=True)
+    if task == Task.image and follow_links:
+        raise TransInrError("--follow-links is for --task nerf (views); drop it")
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device)
     if checkpoint.config.task != task.value:
@@ -195,9 +211,13 @@ def evaluate(
             quiet,
             as_json,
             baseline,
+            max_pixels,
+            follow_links,
         )
         return
-    images = ImageDataset(dataset.value, data, split.value, checkpoint.config.image_size, limit)
+    images = ImageDataset(
+        dataset.value, data, split.value, checkpoint.config.image_size, limit, max_pixels
+    )
     with progress_bar(quiet) as bar:
         task_id = bar.add_task("eval", total=len(images))
         result = evaluate_images(

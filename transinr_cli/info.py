@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from transinr_cli.common import JsonOption, console, handle_errors
 
@@ -52,8 +53,10 @@ def info(
     if as_json:
         print(json.dumps(details))
         return
-    table = Table(show_header=False, title=str(path))
-    for key, value in details.items():
-        text = json.dumps(value) if isinstance(value, dict | list) else str(value)
-        table.add_row(key, text)
+    from models.errors import printable
+
+    table = Table(show_header=False, title=printable(str(path)))
+    for key, value in details.items():  # strings from the file: escaped, never rich markup
+        text = json.dumps(value) if isinstance(value, dict | list) else printable(str(value))
+        table.add_row(key, Text(text))
     console.print(table)

@@ -13,6 +13,7 @@ from transinr_cli.common import (
     Coordinates,
     Device,
     DeviceOption,
+    FollowLinksOption,
     JsonOption,
     MaxPixelsOption,
     OverwriteOption,
@@ -46,8 +47,15 @@ def refine(
     view_ids: Annotated[
         str | None, typer.Option(help="NeRF: which views, e.g. 0,7 (default: the encoded ones).")
     ] = None,
-    rays: Annotated[int, typer.Option(min=1, help="NeRF: random rays a step.")] = 1024,
-    steps: Annotated[int, typer.Option(min=1, help="Adam steps.")] = 100,
+    rays: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1 << 24,
+            help="NeRF: random rays a step (refused when a step would not fit in memory).",
+        ),
+    ] = 1024,
+    steps: Annotated[int, typer.Option(min=1, max=10_000_000, help="Adam steps.")] = 100,
     lr: Annotated[
         float | None,
         typer.Option(
@@ -70,6 +78,7 @@ def refine(
         Path | None, typer.Option("-o", "--out", help="Output .inr (default NAME.refined.inr).")
     ] = None,
     max_pixels: MaxPixelsOption = None,
+    follow_links: FollowLinksOption = False,
     overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
@@ -93,6 +102,8 @@ def refine(
         raise TransInrError(f"{inr} is a NeRF INR; give --views, the object's views folder")
     if task == "image" and image is None:
         raise TransInrError(f"{inr} is an image INR; give --image, the image it was encoded from")
+    if task == "image" and (follow_links or view_ids is not None or rays != 1024):
+        raise TransInrError("--view-ids, --rays and --follow-links are for NeRF INRs; drop them")
     target = out or inr.with_name(inr.stem + ".refined.inr")
     check_output(target, overwrite)
     refine_settings(task, lr, schedule)  # bad --lr refused before any work
@@ -110,7 +121,8 @@ def refine(
             inr_inr, image if task == "image" else views, steps,
             lr=lr, schedule=None if schedule is None else schedule.value,
             coordinates=coordinates.value, view_ids=parse_indices(view_ids, "--view-ids"),
-            rays=rays, max_pixels=max_pixels, device=device.value, on_step=show,
+            rays=rays, max_pixels=max_pixels, follow_links=follow_links, device=device.value,
+            on_step=show,
         )  # fmt: skip
     finally:
         bar.stop()

@@ -115,7 +115,7 @@ def render(
     as_json: JsonOption = False,
 ) -> None:
     """Render an .inr file: an image at any resolution, or NeRF novel views and orbits."""
-    from models.api import Inr
+    from models.api import Inr, check_render_memory
     from models.devices import resolve_device
     from models.inr_file import load_inr
 
@@ -154,6 +154,7 @@ def render(
         for name, value in (("--size", size), ("--width", width), ("--height", height)):
             check_size(name, value)
         out_w, out_h = Inr(inr_file).output_size(width, height, size)
+        check_render_memory(out_w, out_h, bit_depth, target.suffix.lower())
         with progress_bar(quiet) as bar:
             task_id = bar.add_task("render", total=out_h)
             array = Inr(inr_file).render(
@@ -192,17 +193,16 @@ def render_nerf(
     orbit: int | None, fps: int, samples: int | None, device, quiet: bool, overwrite: bool,
 ) -> tuple[list[str], int, int]:  # fmt: skip
     """Render one view (--pose, or azimuth / elevation / radius) or an orbit of a NeRF file."""
-    from models.api import Inr
-    from models.rays import look_at_pose, read_pose_file
+    from models.api import Inr, check_render_memory, check_view_size
+    from models.rays import check_camera_options, look_at_pose, read_pose_file
     from models.volume_rendering import orbit_poses
 
     header = inr_file.header
     side = header.view_size if size is None else size
-    check_size("--size", side)
+    check_view_size(side)
     if radius is None:
         radius = header.camera_radius
-    if not 0 < radius <= 1e4:
-        raise TransInrError(f"--radius {radius} is not a camera distance; give a positive number")
+    check_camera_options(azimuth, elevation, radius)
     if orbit:
         poses = orbit_poses(orbit, elevation, radius)
         target = out or Path(inr.stem + "-orbit.gif")
@@ -226,6 +226,8 @@ def render_nerf(
     frame_paths = (
         [target / f"{index:03d}.png" for index in range(len(poses))] if as_folder else [target]
     )
+    suffix = ".png" if as_folder else target.suffix.lower()
+    check_render_memory(side, side, bit_depth, suffix, frames=len(poses))
     for path in frame_paths:
         check_output(path, overwrite)
     import numpy as np

@@ -18,11 +18,14 @@ from transinr_cli.common import (
     Dataset,
     Device,
     DeviceOption,
+    FollowLinksOption,
     JsonOption,
+    MaxPixelsOption,
     Method,
     Precision,
     QuietOption,
     Task,
+    check_number,
     console,
     error_console,
     handle_errors,
@@ -84,6 +87,56 @@ def check_image_options(config, coordinates, input_size, flat_images) -> None:
         )
 
 
+def check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes) -> None:
+    """The float options: finite and in range (typer's min / max let NaN through)."""
+    check_number("--epochs", epochs, 0, 1e6, "30", above=True)
+    check_number("--minutes", minutes, 0, 1e6, "10")
+    check_number("--lr", lr, 0, 1e30, "1e-3", above=True)
+    check_number("--inner-lr", inner_lr, 0, 1e6, "1.0", above=True)
+    check_number("--flat-images", flat_images, 0, 1, "0.0625")
+    check_number("--checkpoint-minutes", checkpoint_minutes, 0, 1e6, "10")
+
+
+def check_rays(config, train_config, device) -> None:
+    """A NeRF step renders batch x rays-per-object rays through the INR: refuse, before any
+    data is read, a step that would not fit the machine's memory (CPU) or the GPU's."""
+    import os
+
+    import torch
+
+    from models.volume_rendering import ray_batch_bytes
+
+    rays = train_config.batch_size * train_config.rays_per_object
+    needed = ray_batch_bytes(config.inr, config.samples, rays)
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise TransInrError(
+            f"--rays-per-object {train_config.rays_per_object} with --batch-size "
+            f"{train_config.batch_size} would take {needed / 1e9:.1f} GB a step, more than the "
+            f"{available / 1e9:.1f} GB of this {device.type}; lower --rays-per-object or "
+            "--batch-size"
+        )
+
+
+@contextlib.contextmanager
+def no_leftovers(run_dir: Path, keep: bool):
+    """A new run that fails (bad data in a loader, divergence) before its first checkpoint
+    leaves no run folder behind: its config.json goes, and the folder if this run made it."""
+    existed = run_dir.exists()
+    try:
+        yield
+    except TransInrError:
+        if not keep and not (run_dir / "last.safetensors").exists():
+            (run_dir / "config.json").unlink(missing_ok=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+        raise
+
+
 @contextlib.contextmanager
 def stop_on_signals():
     """While training: Ctrl-C or SIGTERM asks the loop to checkpoint and stop after the current
@@ -128,7 +181,9 @@ def train(
     epochs: Annotated[
         float | None, typer.Option(help="Epochs (default: the preset's recipe).")
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Steps; overrides --epochs.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, max=10**9, help="Steps; overrides --epochs.")
+    ] = None,
     minutes: Annotated[
         float | None,
         typer.Option(
@@ -138,11 +193,15 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Images (or objects) per step.")
+        int | None, typer.Option(min=1, max=4096, help="Images (or objects) per step.")
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    warmup_steps: Annotated[int | None, typer.Option(min=0, help="Linear lr warm-up.")] = None,
-    groups: Annotated[int | None, typer.Option(help="Weight groups G per INR layer.")] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option(min=0, max=10**9, help="Linear lr warm-up.")
+    ] = None,
+    groups: Annotated[
+        int | None, typer.Option(min=1, max=65536, help="Weight groups G per INR layer.")
+    ] = None,
     method: Annotated[
         Method,
         typer.Option(
@@ -191,24 +250,33 @@ def train(
         int | None, typer.Option(min=1, help="NeRF: support views per object.")
     ] = None,
     rays_per_object: Annotated[
-        int | None, typer.Option(min=1, help="NeRF: query rays per object a step.")
+        int | None, typer.Option(min=1, max=1 << 20, help="NeRF: query rays per object a step.")
     ] = None,
     synthetic_objects: Annotated[
-        int, typer.Option(min=2, help="NeRF without --data: objects to generate.")
+        int, typer.Option(min=2, max=100_000, help="NeRF without --data: objects to generate.")
     ] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the initialisation and data order.")] = 0,
-    val_every: Annotated[int, typer.Option(min=1, help="Validate every N steps.")] = 500,
+    seed: Annotated[
+        int,
+        typer.Option(min=0, max=1_000_000, help="Seed of the initialisation and data order."),
+    ] = 0,
+    val_every: Annotated[int, typer.Option(min=1, max=10**9, help="Validate every N steps.")] = 500,
     val_images: Annotated[
-        int | None, typer.Option(min=1, help="Validation images (NeRF: objects).")
+        int | None, typer.Option(min=1, max=100_000, help="Validation images (NeRF: objects).")
     ] = None,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write last every N steps.")] = 100,
+    checkpoint_every: Annotated[
+        int, typer.Option(min=1, max=10**9, help="Write last every N steps.")
+    ] = 100,
     checkpoint_minutes: Annotated[
         float, typer.Option(min=0, help="Also write last every M minutes (0: off).")
     ] = 10.0,
     limit: Annotated[
-        int, typer.Option(min=0, help="Use only the first N training images / objects.")
+        int, typer.Option(min=0, max=10**9, help="Use only the first N training images / objects.")
     ] = 0,
-    workers: Annotated[int, typer.Option(min=0, help="Background data-loading workers.")] = 2,
+    workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Background data-loading workers.")
+    ] = 2,
+    max_pixels: MaxPixelsOption = None,
+    follow_links: FollowLinksOption = False,
     precision: Annotated[Precision, typer.Option(help="bf16 autocast or fp32.")] = Precision.auto,
     compile_model: Annotated[
         bool, typer.Option("--compile", help="torch.compile the model (slow first steps).")
@@ -232,6 +300,7 @@ def train(
     from models.training import recipe, resolve_device, resolve_precision, total_steps
     from models.training import train as run_training
 
+    check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes)
     checkpoint = None
     if resume:
         if out is None:
@@ -341,9 +410,12 @@ def train(
                 )
                 distributed.barrier()
             train_config.category, train_config.data = category_name, str(data)
-            train_set = ViewDataset(data, category_name, "train", limit)
+            check_rays(config, train_config, torch_device)
+            reading = {"max_pixels": max_pixels, "follow_links": follow_links}
+            train_set = ViewDataset(data, category_name, "train", limit, **reading)
             val_split = "val" if has_split(data, category_name, "val") else "test"
-            val_set = ViewDataset(data, category_name, val_split)
+            queries = train_config.support_views + 1  # support views and a query view
+            val_set = ViewDataset(data, category_name, val_split, min_views=queries, **reading)
             if torch_device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
                 error_console.print(
                     f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
@@ -359,8 +431,11 @@ def train(
                 raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
             dataset_name = train_config.dataset if resume else dataset.value
             train_config.dataset, train_config.data = dataset_name, str(data)
-            train_set = ImageDataset(dataset_name, data, "train", config.image_size, limit)
-            val_set = ImageDataset(dataset_name, data, "val", config.image_size)
+            if follow_links:
+                raise TransInrError("--follow-links is for --task nerf (views); drop it")
+            size = config.image_size
+            train_set = ImageDataset(dataset_name, data, "train", size, limit, max_pixels)
+            val_set = ImageDataset(dataset_name, data, "val", size, 0, max_pixels)
         if overwrite and not resume and distributed.is_main:
             for name in ("last.safetensors", "best.safetensors"):
                 (run_dir / name).unlink(missing_ok=True)
@@ -390,7 +465,8 @@ def train(
                     speed=f"{progress.items_per_second:.1f} {unit}",
                 )
 
-            with stop_on_signals() as stop_requested:
+            keep = resume or not distributed.is_main
+            with stop_on_signals() as stop_requested, no_leftovers(run_dir, keep):
                 result = run_training(
                     run_dir,
                     config,
