@@ -462,6 +462,23 @@ def test_eval_nerf_with_a_missing_category(tmp_path, nerf_run, nerf_data):
     assert_fails(result, "chair_splits.json")
 
 
+SHAPENET_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "shapenet-real"
+
+
+@pytest.mark.skipif(not SHAPENET_REAL.is_dir(), reason="../shared/data/shapenet-real is absent")
+def test_eval_nerf_on_unseen_real_categories(nerf_run):
+    """Any category folder evaluates (shapenet-real's benchs, cups, vases), with all white."""
+    details = json_of(
+        invoke("eval", "--task", "nerf", "--model", nerf_run, "--data", SHAPENET_REAL,
+               "--category", "benchs", "--limit", 1, "--baseline", "--json", "-q")
+    )  # fmt: skip
+    assert details["category"] == "benchs" and details["objects"] == 1
+    assert 0 < details["psnr"] < 100 and 0 < details["baseline_psnr"] < 100
+    bad = invoke("eval", "--task", "nerf", "--model", nerf_run, "--data", SHAPENET_REAL,
+                 "--category", "../benchs")  # fmt: skip
+    assert_fails(bad, "not a folder name")
+
+
 def test_train_nerf_with_an_image_preset():
     assert_fails(
         invoke("train", "--task", "nerf", "--preset", "celeba", "--dry-run"), "celeba", "nerf"

@@ -42,6 +42,15 @@ class Category(str, Enum):
     lamps = "lamps"
 
 
+def check_category(name: str) -> str:
+    """A category given on the command line: a plain folder name (letters, digits, -, _)."""
+    if not (0 < len(name) <= 64 and name.replace("-", "").replace("_", "").isalnum()):
+        raise TransInrError(
+            f"--category {name!r} is not a folder name; give one like chairs or benchs"
+        )
+    return name
+
+
 class Fit(str, Enum):
     crop = "crop"
     pad = "pad"

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from models.errors import TransInrError
 from transinr_cli.common import (
-    Category,
     Dataset,
     Device,
     DeviceOption,
@@ -21,6 +20,7 @@ from transinr_cli.common import (
     QuietOption,
     Split,
     Task,
+    check_category,
     check_number,
     console,
     handle_errors,
@@ -118,7 +118,13 @@ def evaluate_nerf(
 def evaluate(
     model: Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")] = None,
     task: Annotated[Task, typer.Option(help="image or nerf (must match the model).")] = Task.image,
-    category: Annotated[Category, typer.Option(help="NeRF: object category.")] = Category.chairs,
+    category: Annotated[
+        str,
+        typer.Option(
+            help="NeRF: object category, the folder under --data (chairs, lamps; "
+            "shapenet-real's benchs, cups, vases; ...)."
+        ),
+    ] = "chairs",
     support_views: Annotated[
         int, typer.Option(min=1, max=64, help="NeRF: support views per pair.")
     ] = 1,
@@ -199,7 +205,7 @@ def evaluate(
             checkpoint,
             meta_learner,
             data,
-            category.value,
+            check_category(category),
             split.value,
             support_views,
             pairs,
