@@ -183,23 +183,7 @@ def evaluate(
         raise TransInrError("--follow-links is for --task nerf (views); drop it")
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device)
-    if checkpoint.config.task != task.value:
-        raise TransInrError(
-            f"model {checkpoint.model_id} is {TASK_NAMES[checkpoint.config.task]} model, not "
-            f"{TASK_NAMES[task.value]} one; "
-            f"use --task {checkpoint.config.task}"
-        )
-    if input_size is not None:
-        if task == Task.nerf or refine_steps:
-            raise TransInrError(
-                "--input-size scores one-pass image upscaling; drop --refine-steps (and use "
-                "--task image)"
-            )
-        if input_size > checkpoint.config.image_size:
-            raise TransInrError(
-                f"--input-size {input_size} is larger than the model's input "
-                f"({checkpoint.config.image_size}); use a smaller size"
-            )
+    check_model_fits(checkpoint, task.value, input_size, refine_steps)
     if task == Task.nerf:
         evaluate_nerf(
             checkpoint,
@@ -237,42 +221,80 @@ def evaluate(
             on_batch=lambda count: bar.advance(task_id, count),
             input_size=input_size or 0,
         )
-    summary = {
+    summary = image_summary(checkpoint, result, dataset.value, data, split.value, input_size)
+    if baseline:
+        summary["baseline_psnr"] = image_baseline(images, dataset.value, data, input_size)
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print_image_table(summary, input_size)
+
+
+def image_summary(checkpoint, result, dataset: str, data: Path, split: str, input_size) -> dict:
+    """The JSON `eval` prints for an image model."""
+    return {
         "model": checkpoint.model_id,
-        "dataset": dataset.value,
-        "split": split.value,
+        "dataset": dataset,
+        "split": split,
         "images": result.images,
         "psnr": result.psnr,
         "psnr_refined": result.psnr_refined,
         "refine_steps": result.refine_steps,
         "input_size": input_size or checkpoint.config.image_size,
     }
-    if baseline and input_size:
-        from models.evaluation import bicubic_upscale_psnr
 
-        summary["baseline_psnr"] = bicubic_upscale_psnr(images, input_size)
-    elif baseline:
-        from models.evaluation import mean_image_psnr
 
-        train_set = ImageDataset(dataset.value, data, "train", checkpoint.config.image_size)
-        summary["baseline_psnr"] = mean_image_psnr(train_set, images)
-    if as_json:
-        print(json.dumps(summary))
-        return
+def image_baseline(images, dataset: str, data: Path, input_size: int | None) -> float:
+    """--baseline: bicubic upsampling of the small inputs, or the mean training image."""
+    from models.data import ImageDataset
+    from models.evaluation import bicubic_upscale_psnr, mean_image_psnr
+
+    if input_size:
+        return bicubic_upscale_psnr(images, input_size)
+    train_set = ImageDataset(dataset, data, "train", images.size)
+    return mean_image_psnr(train_set, images)
+
+
+def print_image_table(summary: dict, input_size: int | None) -> None:
+    """The human-readable table of an image evaluation."""
     table = Table(
-        title=f"{checkpoint.model_id} on {dataset.value} {split.value} ({result.images} images)"
+        title=f"{summary['model']} on {summary['dataset']} {summary['split']} "
+        f"({summary['images']} images)"
     )
     table.add_column("method")
     table.add_column("PSNR (dB)", justify="right")
     scale = f" from {input_size} px inputs" if input_size else ""
-    table.add_row(f"Trans-INR (one forward pass){scale}", f"{result.psnr:.2f}")
-    if result.psnr_refined is not None:
-        table.add_row(f"+ {refine_steps} refinement steps", f"{result.psnr_refined:.2f}")
-    if baseline:
+    table.add_row(f"Trans-INR (one forward pass){scale}", f"{summary['psnr']:.2f}")
+    if summary["psnr_refined"] is not None:
+        steps = summary["refine_steps"]
+        table.add_row(f"+ {steps} refinement steps", f"{summary['psnr_refined']:.2f}")
+    if "baseline_psnr" in summary:
         name = (
             f"bicubic upsampling of the {input_size} px input"
             if input_size
-            else ("mean training image")
+            else "mean training image"
         )
         table.add_row(f"{name} (baseline)", f"{summary['baseline_psnr']:.2f}")
     console.print(table)
+
+
+def check_model_fits(checkpoint, task: str, input_size: int | None, refine_steps: int) -> None:
+    """The model must be of --task, and --input-size must be a one-pass image score below the
+    model's input size."""
+    if checkpoint.config.task != task:
+        raise TransInrError(
+            f"model {checkpoint.model_id} is {TASK_NAMES[checkpoint.config.task]} model, not "
+            f"{TASK_NAMES[task]} one; use --task {checkpoint.config.task}"
+        )
+    if input_size is None:
+        return
+    if task == "nerf" or refine_steps:
+        raise TransInrError(
+            "--input-size scores one-pass image upscaling; drop --refine-steps (and use "
+            "--task image)"
+        )
+    if input_size > checkpoint.config.image_size:
+        raise TransInrError(
+            f"--input-size {input_size} is larger than the model's input "
+            f"({checkpoint.config.image_size}); use a smaller size"
+        )
