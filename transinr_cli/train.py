@@ -72,21 +72,6 @@ def print_summary(config, as_json: bool) -> None:
     console.print(f"total parameters: {counts['total']:,}")
 
 
-def check_image_options(config, coordinates, input_size, flat_images) -> None:
-    """--coordinates, --input-size and --flat-images are image options; the input size fits."""
-    if config.task != "image" and any(
-        option is not None for option in (coordinates, input_size, flat_images)
-    ):
-        raise TransInrError(
-            "--coordinates, --input-size and --flat-images are for --task image; drop them"
-        )
-    if input_size is not None and not 1 <= input_size <= config.image_size:
-        raise TransInrError(
-            f"--input-size {input_size} is out of range; use 1 to the preset's image size "
-            f"({config.image_size}) for a learned upscale"
-        )
-
-
 def check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes) -> None:
     """The float options: finite and in range (typer's min / max let NaN through)."""
     check_number("--epochs", epochs, 0, 1e6, "30", above=True)
@@ -155,6 +140,114 @@ def stop_on_signals():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def nerf_sets(
+    config, train_config, data, category: str, limit: int, reading: dict,
+    synthetic_objects: int, distributed, device, quiet: bool,
+) -> tuple:  # fmt: skip
+    """The NeRF training and validation objects: --data, else (a new run) a generated
+    synthetic set, made once by rank 0 and cached."""
+    from models import train_setup
+
+    if train_config.support_views > config.max_views:
+        raise TransInrError(
+            f"--support-views {train_config.support_views} is more than preset "
+            f"'{config.preset}' allows ({config.max_views})"
+        )
+    category = train_config.category or category
+    if data is None:  # rank 0 generates the synthetic set, the others wait for it
+        data = synthetic_default(category, synthetic_objects, quiet, writer=distributed.is_main)
+        distributed.barrier()
+    train_config.category, train_config.data = category, str(data)
+    check_rays(config, train_config, device)
+    sets = train_setup.view_sets(data, category, train_config, limit, reading)
+    if device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
+        error_console.print(
+            f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
+            "--preset small trains there in hours",
+            markup=False,
+        )
+    return sets
+
+
+def image_sets(config, train_config, data, dataset: str, limit: int, reading: dict) -> tuple:
+    """The training and validation images of --data (a resumed run's, without it)."""
+    from models import train_setup
+
+    if data is None:
+        raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
+    if reading["follow_links"]:
+        raise TransInrError("--follow-links is for --task nerf (views); drop it")
+    train_config.dataset, train_config.data = dataset, str(data)
+    size = config.image_size
+    return train_setup.image_sets(dataset, data, size, limit, reading["max_pixels"])
+
+
+def train_with_progress(
+    run_dir: Path, config, train_config, train_set, val_set, device, checkpoint, distributed,
+    quiet: bool, keep: bool,
+):  # fmt: skip
+    """models.training.train under a progress bar (steps, loss, PSNR, validation, speed),
+    stopping cleanly on SIGINT / SIGTERM; a failed new run leaves no run folder."""
+    from models.training import total_steps
+    from models.training import train as run_training
+
+    unit = "obj/s" if config.task == "nerf" else "img/s"
+    steps_total = total_steps(train_config, len(train_set))
+    with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
+        task_id = bar.add_task(
+            "train",
+            total=steps_total if steps_total < 10**9 else None,  # None: a time budget
+            completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
+            **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
+        )
+        val_text = ""
+
+        def on_progress(progress) -> None:
+            nonlocal val_text
+            if progress.val_psnr is not None:
+                val_text = f"val {progress.val_psnr:.2f} dB"
+            bar.update(
+                task_id,
+                completed=progress.step,
+                loss=f"loss {progress.loss:.4f}",
+                psnr=f"PSNR {progress.psnr:.2f} dB",
+                val=val_text,
+                speed=f"{progress.items_per_second:.1f} {unit}",
+            )
+
+        with stop_on_signals() as stop_requested, no_leftovers(run_dir, keep):
+            return run_training(
+                run_dir, config, train_config, train_set, val_set, device, checkpoint,
+                on_progress, stop_requested, distributed,
+            )  # fmt: skip
+
+
+def print_result(run_dir, config, train_config, result, device, distributed, as_json) -> None:
+    """The run's summary: JSON with --json, else one line."""
+    summary = {
+        "run_dir": str(run_dir),
+        "task": config.task,
+        "preset": config.preset,
+        "steps": result.steps,
+        "val_psnr": result.final_val_psnr,
+        "best_val_psnr": result.best_val_psnr,
+        "seconds": result.seconds,
+        "precision": train_config.precision,
+        "device": str(device),
+        "processes": distributed.world_size,
+        "data_wait": result.data_wait,
+    }
+    if as_json:
+        print(json.dumps(summary))
+        return
+    console.print(
+        f"trained {result.steps} steps in {result.seconds:.0f} s; validation PSNR "
+        f"{result.final_val_psnr:.2f} dB (best {result.best_val_psnr:.2f}); "
+        f"{100 * result.data_wait:.1f}% of the time waiting for data; "
+        f"checkpoints in {run_dir}"
+    )
 
 
 @handle_errors
@@ -295,85 +388,34 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
-    from models.checkpoint import load_checkpoint
-    from models.config import preset_config
-    from models.training import recipe, resolve_device, resolve_precision, total_steps
-    from models.training import train as run_training
+    from models import train_setup
+    from models.training import resolve_device, resolve_precision
 
     check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes)
     checkpoint = None
     if resume:
         if out is None:
             raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
-        last = out / "last.safetensors"
-        if not last.is_file():
-            raise TransInrError(f"no checkpoint to resume at {last}; start without --resume")
-        checkpoint = load_checkpoint(last)
-        if preset is not None and preset != checkpoint.config.preset:
-            raise TransInrError(
-                f"checkpoint {last} is preset '{checkpoint.config.preset}', not '{preset}'; "
-                f"drop --preset or use --preset {checkpoint.config.preset}"
-            )
-        config = checkpoint.config
-        saved = dict(checkpoint.train_state.get("train_config", {}))
-        overrides = {
-            "steps": steps,
-            "epochs": epochs,
-            "lr": lr,
-            "budget_minutes": minutes,
-        }  # e.g. a lower lr after divergence
-        saved.update({k: v for k, v in overrides.items() if v is not None})
-        if (steps or epochs) and minutes is None:
-            saved["budget_minutes"] = 0.0  # a new length in steps replaces a time budget
-        train_config = recipe(config.preset, config.task, **saved)
         fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from)
-        fixed += (flat_images,)
-        if method != Method.trans_inr or any(fixed):
-            raise TransInrError(
-                "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images and "
-                "--init-from are fixed by the checkpoint being resumed; drop them"
-            )
+        lengths = {"steps": steps, "epochs": epochs, "lr": lr, "budget_minutes": minutes}
+        checkpoint, config, train_config = train_setup.resumed_run(
+            out, preset, lengths, method != Method.trans_inr or any(fixed) or flat_images
+        )
     else:
-        if preset is None:
-            if task == Task.nerf:
-                preset = category.value
-            else:
-                preset = "imagenette" if dataset == Dataset.imagenette else "celeba"
-        if method != Method.learned_init and (inner_steps or inner_lr or first_order):
-            raise TransInrError(
-                f"--inner-steps, --inner-lr and --first-order are for --method learned-init, "
-                f"not {method.value}; drop them"
-            )
-        if method == Method.learned_init and groups is not None:
-            raise TransInrError("--groups is for Transformer methods; learned-init has no groups")
-        config = preset_config(
-            preset,
-            task.value,
-            groups=groups,
-            method=method.value,
-            inner_steps=inner_steps,
-            inner_lr=inner_lr,
-            first_order=first_order or None,
+        preset = preset or train_setup.default_preset(task.value, category.value, dataset.value)
+        model_options = {"groups": groups, "inner_steps": inner_steps, "inner_lr": inner_lr,
+                         "first_order": first_order or None}  # fmt: skip
+        recipe_options = {
+            "steps": steps, "epochs": epochs, "budget_minutes": minutes,
+            "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
+            "support_views": support_views, "rays_per_object": rays_per_object,
+            "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
+            "input_size": input_size, "flat_images": flat_images,
+            "init_from": str(init_from) if init_from else None,
+        }  # fmt: skip
+        config, train_config = train_setup.new_run(
+            task.value, preset, method.value, model_options, recipe_options, seed
         )
-        train_config = recipe(
-            preset,
-            task.value,
-            steps=steps,
-            epochs=epochs,
-            budget_minutes=minutes,
-            batch_size=batch_size,
-            lr=lr,
-            warmup_steps=warmup_steps,
-            support_views=support_views,
-            rays_per_object=rays_per_object,
-            val_images=val_images,
-            coordinates=coordinates.value if coordinates else None,
-            input_size=input_size,
-            flat_images=flat_images,
-            init_from=str(init_from) if init_from else None,
-        )
-        train_config.seed = seed
-        check_image_options(config, coordinates, input_size, flat_images)
     if dry_run:
         print_summary(config, as_json)
         return
@@ -387,98 +429,30 @@ def train(
         train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
         train_config.checkpoint_minutes = checkpoint_minutes
         train_config.workers, train_config.compile = workers, compile_model
-        if config.task == "nerf" and train_config.support_views > config.max_views:
-            raise TransInrError(
-                f"--support-views {train_config.support_views} is more than preset "
-                f"'{config.preset}' allows ({config.max_views})"
-            )
         run_dir = out or Path("runs") / config.preset
-        if not resume and not overwrite and (run_dir / "last.safetensors").exists():
-            raise TransInrError(
-                f"{run_dir} already holds a run; continue it with --resume, replace it with "
-                "--overwrite, or choose another --out"
-            )
+        train_setup.check_run_dir(run_dir, resume, overwrite)
+        if data is None and train_config.data:
+            data = Path(train_config.data)  # a resumed run's data
+        reading = {"max_pixels": max_pixels, "follow_links": follow_links}
         if config.task == "nerf":
-            from models.view_data import ViewDataset, has_split
-
-            category_name = train_config.category or category.value
-            if data is None and train_config.data:
-                data = Path(train_config.data)
-            if data is None:  # rank 0 generates the synthetic set, the others wait for it
-                data = synthetic_default(
-                    category_name, synthetic_objects, quiet, writer=distributed.is_main
-                )
-                distributed.barrier()
-            train_config.category, train_config.data = category_name, str(data)
-            check_rays(config, train_config, torch_device)
-            reading = {"max_pixels": max_pixels, "follow_links": follow_links}
-            train_set = ViewDataset(data, category_name, "train", limit, **reading)
-            val_split = "val" if has_split(data, category_name, "val") else "test"
-            queries = train_config.support_views + 1  # support views and a query view
-            val_set = ViewDataset(data, category_name, val_split, min_views=queries, **reading)
-            if torch_device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
-                error_console.print(
-                    f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
-                    "--preset small trains there in hours",
-                    markup=False,
-                )
+            train_set, val_set = nerf_sets(
+                config, train_config, data, category.value, limit, reading, synthetic_objects,
+                distributed, torch_device, quiet,
+            )  # fmt: skip
         else:
-            from models.data import ImageDataset
-
-            if data is None and train_config.data:
-                data = Path(train_config.data)
-            if data is None:
-                raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
             dataset_name = train_config.dataset if resume else dataset.value
-            train_config.dataset, train_config.data = dataset_name, str(data)
-            if follow_links:
-                raise TransInrError("--follow-links is for --task nerf (views); drop it")
-            size = config.image_size
-            train_set = ImageDataset(dataset_name, data, "train", size, limit, max_pixels)
-            val_set = ImageDataset(dataset_name, data, "val", size, 0, max_pixels)
+            train_set, val_set = image_sets(
+                config, train_config, data, dataset_name, limit, reading
+            )
         if overwrite and not resume and distributed.is_main:
             for name in ("last.safetensors", "best.safetensors"):
                 (run_dir / name).unlink(missing_ok=True)
         distributed.barrier()  # every rank has checked the run folder before rank 0 writes
 
-        unit = "obj/s" if config.task == "nerf" else "img/s"
-        steps_total = total_steps(train_config, len(train_set))
-        with progress_bar(quiet, "loss", "psnr", "val", "speed") as bar:
-            task_id = bar.add_task(
-                "train",
-                total=steps_total if steps_total < 10**9 else None,  # None: a time budget
-                completed=checkpoint.train_state.get("step", 0) if checkpoint else 0,
-                **dict.fromkeys(("loss", "psnr", "val", "speed"), ""),
-            )
-            val_text = ""
-
-            def on_progress(progress) -> None:
-                nonlocal val_text
-                if progress.val_psnr is not None:
-                    val_text = f"val {progress.val_psnr:.2f} dB"
-                bar.update(
-                    task_id,
-                    completed=progress.step,
-                    loss=f"loss {progress.loss:.4f}",
-                    psnr=f"PSNR {progress.psnr:.2f} dB",
-                    val=val_text,
-                    speed=f"{progress.items_per_second:.1f} {unit}",
-                )
-
-            keep = resume or not distributed.is_main
-            with stop_on_signals() as stop_requested, no_leftovers(run_dir, keep):
-                result = run_training(
-                    run_dir,
-                    config,
-                    train_config,
-                    train_set,
-                    val_set,
-                    torch_device,
-                    checkpoint,
-                    on_progress,
-                    stop_requested,
-                    distributed,
-                )
+        result = train_with_progress(
+            run_dir, config, train_config, train_set, val_set, torch_device, checkpoint,
+            distributed, quiet, keep=resume or not distributed.is_main,
+        )  # fmt: skip
         if result.interrupted:
             if not distributed.is_main:
                 raise typer.Exit(130)
@@ -488,29 +462,7 @@ def train(
                 markup=False,
             )
             raise typer.Exit(130)
-        summary = {
-            "run_dir": str(run_dir),
-            "task": config.task,
-            "preset": config.preset,
-            "steps": result.steps,
-            "val_psnr": result.final_val_psnr,
-            "best_val_psnr": result.best_val_psnr,
-            "seconds": result.seconds,
-            "precision": train_config.precision,
-            "device": str(torch_device),
-            "processes": distributed.world_size,
-            "data_wait": result.data_wait,
-        }
-        if not distributed.is_main:
-            return
-        if as_json:
-            print(json.dumps(summary))
-        else:
-            console.print(
-                f"trained {result.steps} steps in {result.seconds:.0f} s; validation PSNR "
-                f"{result.final_val_psnr:.2f} dB (best {result.best_val_psnr:.2f}); "
-                f"{100 * result.data_wait:.1f}% of the time waiting for data; "
-                f"checkpoints in {run_dir}"
-            )
+        if distributed.is_main:
+            print_result(run_dir, config, train_config, result, torch_device, distributed, as_json)
     finally:
         distributed.shutdown()
