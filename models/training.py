@@ -155,31 +155,12 @@ def total_steps(config: TrainConfig, train_size: int) -> int:
     return max(1, math.ceil(config.epochs * train_size / config.batch_size))
 
 
-def train(
-    run_dir: Path,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    train_set: Dataset,
-    val_set: Dataset,
-    device: torch.device,
-    resume: Checkpoint | None = None,
-    on_progress: Callable[[Progress], None] = lambda progress: None,
-    should_stop: Callable[[], bool] = lambda: False,
-    distributed: Distributed | None = None,
-) -> TrainResult:
-    """Train (or resume) a meta-learner; writes `last` and `best` checkpoints in run_dir.
-
-    `should_stop` is asked after every step (a signal handler sets it): the loop then writes
-    `last` and returns with `interrupted` set, so a resumed run continues exactly.
-    Under torchrun (`distributed`), `batch_size` is the global batch: each rank trains on its
-    share, DDP averages the gradients, and only rank 0 writes checkpoints.
-    """
-    ctx = distributed or Distributed()
-    if train_config.batch_size % ctx.world_size:
-        raise TransInrError(
-            f"--batch-size {train_config.batch_size} does not split over {ctx.world_size} "
-            "processes; use a multiple of the process count"
-        )
+def start_state(
+    run_dir: Path, model_config: ModelConfig, train_config: TrainConfig, device: torch.device,
+    resume: Checkpoint | None, ctx: Distributed,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:  # fmt: skip
+    """The model (seeded, or from --init-from, or the resumed checkpoint's), its Adam and the
+    run's state (step, best validation, history, seconds); clears killed writes' temporaries."""
     torch.manual_seed(train_config.seed)
     model = build_meta_learner(model_config)
     if train_config.init_from and resume is None:  # before any file is written: may refuse
@@ -205,17 +186,15 @@ def train(
         if resume.rng_state is not None:
             torch.set_rng_state(resume.rng_state)
         state.update({k: resume.train_state[k] for k in state if k in resume.train_state})
-    steps = total_steps(train_config, len(train_set))
-    if ctx.is_main:
-        atomic_write(run_dir / "config.json", (model_config.to_json() + "\n").encode())
-    trained = model
-    if ctx.enabled:
-        device_ids = [device.index] if device.type == "cuda" else None
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    if train_config.compile:
-        trained = torch.compile(trained)
+    return model, optimizer, state
 
-    consumed = state["step"] * train_config.batch_size
+
+def training_loader(
+    train_set: Dataset, train_config: TrainConfig, step: int, device: torch.device,
+    ctx: Distributed,
+):  # fmt: skip
+    """Batches in the seeded epoch order from `step` on (this rank's share under DDP)."""
+    consumed = step * train_config.batch_size
     sampler = EpochSampler(
         len(train_set),
         train_config.seed,
@@ -225,7 +204,7 @@ def train(
         ctx.rank,
         ctx.world_size,
     )
-    loader = guarded_loader(
+    return guarded_loader(
         train_set,
         batch_size=train_config.batch_size // ctx.world_size,
         sampler=sampler,
@@ -235,8 +214,14 @@ def train(
         generator=torch.Generator(),  # the loader's base seed must not draw on the global RNG
         prefetch_factor=prefetch_factor(train_set, train_config, ctx.world_size),
     )
+
+
+def build_objective(
+    model_config: ModelConfig, train_config: TrainConfig, val_set: Dataset, device: torch.device
+):
+    """The task's loss and validation: rays of query views (NeRF) or pixels (images)."""
     if model_config.task == "nerf":
-        objective = NerfObjective(
+        return NerfObjective(
             model_config,
             device,
             val_set,
@@ -246,47 +231,165 @@ def train(
             train_config.foreground_epochs,
             train_config.seed,
         )
-    else:
-        objective = ImageObjective(
-            model_config,
-            device,
-            val_set,
-            train_config.val_images,
-            train_config.coordinates,
-            train_config.input_size,
-            train_config.seed,
-            train_config.flat_images,
+    return ImageObjective(
+        model_config,
+        device,
+        val_set,
+        train_config.val_images,
+        train_config.coordinates,
+        train_config.input_size,
+        train_config.seed,
+        train_config.flat_images,
+    )
+
+
+def write_checkpoint(
+    path: Path, model: torch.nn.Module, model_config: ModelConfig, train_config: TrainConfig,
+    optimizer: torch.optim.Optimizer, state: dict,
+) -> None:  # fmt: skip
+    """Save `last` or `best`; weights or Adam moments that are not finite are refused (the last
+    finite checkpoint stays)."""
+    moments = [v for group in optimizer.state.values() for v in group.values()]
+    finite = all(torch.isfinite(p).all() for p in model.parameters()) and all(
+        torch.isfinite(v).all() for v in moments if torch.is_tensor(v)
+    )
+    if not finite:
+        raise TransInrError(
+            f"training diverged: the weights are not finite at step {state['step']}; the "
+            f"last finite checkpoint is {path.parent / 'last.safetensors'}: resume with a lower "
+            "--lr (or start over with --overwrite if it was already diverging)"
         )
+    payload = {**state, "train_config": asdict(train_config)}
+    save_checkpoint(path, model, model_config, payload, optimizer)
+
+
+def optimise_step(
+    trained, objective, optimizer: torch.optim.Optimizer, batch, when: tuple[int, float, float],
+    precision: str, device: torch.device, ctx: Distributed, run_dir: Path,
+) -> torch.Tensor:  # fmt: skip
+    """One Adam step at `when` = (step, epoch, lr). Returns the step's global sums (one
+    collective): loss x items, PSNR, items, non-finite ranks; a non-finite loss on any rank
+    stops every rank with the same one-line error."""
+    step, epoch, lr = when
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with autocast(device, precision):
+        loss, item_psnr = objective.loss(trained, batch, step, epoch)
+    totals = ctx.all_reduce_sum(
+        torch.tensor(
+            [
+                loss.item() * len(item_psnr),
+                item_psnr.sum().item(),
+                float(len(item_psnr)),
+                float(not torch.isfinite(loss)),
+            ],
+            dtype=torch.float64,
+        )
+    )
+    if totals[3] > 0:
+        raise TransInrError(
+            f"training diverged: the loss is not finite at step {step + 1}; the last "
+            f"finite checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr "
+            "(or start over with --overwrite if it was already diverging)"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return totals
+
+
+def record_validation(state: dict, val_psnr: float, progress: Progress, write) -> float:
+    """Log a validation in the run's history and progress; a new best writes `best`."""
+    state["history"].append(
+        {"step": state["step"], "val_psnr": val_psnr, "seconds": round(state["seconds"], 1)}
+    )
+    progress.val_psnr = val_psnr
+    if val_psnr > state["best_val_psnr"]:
+        state["best_val_psnr"] = val_psnr
+        write("best.safetensors")
+    progress.best_val_psnr = state["best_val_psnr"]
+    return val_psnr
+
+
+def wrapped_for_training(
+    model: torch.nn.Module, compile_model: bool, device: torch.device, ctx: Distributed
+) -> torch.nn.Module:
+    """The module the steps call: DDP under torchrun, torch.compile'd with --compile."""
+    trained = model
+    if ctx.enabled:
+        device_ids = [device.index] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(trained) if compile_model else trained
+
+
+def validation_psnr(model: torch.nn.Module, objective, batch_size: int, ctx: Distributed) -> float:
+    """Mean validation PSNR over every rank's share of the validation set."""
+    model.eval()
+    scores = objective.validate(model, batch_size, ctx.rank, ctx.world_size)
+    model.train()
+    totals = ctx.all_reduce_sum(torch.tensor([scores.sum().item(), float(len(scores))]))
+    return (totals[0] / totals[1]).item()
+
+
+def step_progress(
+    step: int, steps: int, totals: torch.Tensor, seconds: float, lr: float, wait: float
+) -> Progress:
+    """What a step reports: mean loss and PSNR over all ranks, items a second, data wait."""
+    items = totals[2].item()
+    return Progress(
+        step,
+        steps,
+        (totals[0] / items).item(),
+        (totals[1] / items).item(),
+        items / max(seconds, 1e-9),
+        lr=lr,
+        data_wait=wait / max(seconds, 1e-9),
+    )
+
+
+def train(
+    run_dir: Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    train_set: Dataset,
+    val_set: Dataset,
+    device: torch.device,
+    resume: Checkpoint | None = None,
+    on_progress: Callable[[Progress], None] = lambda progress: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    distributed: Distributed | None = None,
+) -> TrainResult:
+    """Train (or resume) a meta-learner; writes `last` and `best` checkpoints in run_dir.
+
+    `should_stop` is asked after every step (a signal handler sets it): the loop then writes
+    `last` and returns with `interrupted` set, so a resumed run continues exactly.
+    Under torchrun (`distributed`), `batch_size` is the global batch: each rank trains on its
+    share, DDP averages the gradients, and only rank 0 writes checkpoints.
+    """
+    ctx = distributed or Distributed()
+    if train_config.batch_size % ctx.world_size:
+        raise TransInrError(
+            f"--batch-size {train_config.batch_size} does not split over {ctx.world_size} "
+            "processes; use a multiple of the process count"
+        )
+    model, optimizer, state = start_state(run_dir, model_config, train_config, device, resume, ctx)
+    steps = total_steps(train_config, len(train_set))
+    if ctx.is_main:
+        atomic_write(run_dir / "config.json", (model_config.to_json() + "\n").encode())
+    trained = wrapped_for_training(model, train_config.compile, device, ctx)
+    loader = training_loader(train_set, train_config, state["step"], device, ctx)
+    objective = build_objective(model_config, train_config, val_set, device)
 
     def validate() -> float:
-        model.eval()
-        scores = objective.validate(model, train_config.batch_size, ctx.rank, ctx.world_size)
-        model.train()
-        totals = ctx.all_reduce_sum(torch.tensor([scores.sum().item(), float(len(scores))]))
-        return (totals[0] / totals[1]).item()
+        return validation_psnr(model, objective, train_config.batch_size, ctx)
 
     def write(name: str) -> None:
-        if not ctx.is_main:
-            return
-        moments = [v for group in optimizer.state.values() for v in group.values()]
-        finite = all(torch.isfinite(p).all() for p in model.parameters()) and all(
-            torch.isfinite(v).all() for v in moments if torch.is_tensor(v)
-        )
-        if not finite:
-            raise TransInrError(
-                f"training diverged: the weights are not finite at step {state['step']}; the "
-                f"last finite checkpoint is {run_dir / 'last.safetensors'}: resume with a lower "
-                "--lr (or start over with --overwrite if it was already diverging)"
-            )
-        payload = {**state, "train_config": asdict(train_config)}
-        save_checkpoint(run_dir / name, model, model_config, payload, optimizer)
+        if ctx.is_main:
+            write_checkpoint(run_dir / name, model, model_config, train_config, optimizer, state)
 
     model.train()
     started, last_time, last_val = time.perf_counter(), time.perf_counter(), None
-    last_write = time.monotonic()
-    batches = loader
-    waited = 0.0
-
+    last_write, batches, waited = time.monotonic(), loader, 0.0
     agreed = {"seconds": state["seconds"]}  # training time all ranks agree on (their maximum)
 
     def out_of_time() -> bool:
@@ -306,66 +409,23 @@ def train(
         wait = time.perf_counter() - last_time
         epoch = step * train_config.batch_size / len(train_set)
         lr = learning_rate(train_config, step, steps, agreed["seconds"])
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast(device, train_config.precision):
-            loss, item_psnr = objective.loss(trained, batch, step, epoch)
-        # One collective a step: global loss and PSNR sums, item count, non-finite ranks.
-        totals = ctx.all_reduce_sum(
-            torch.tensor(
-                [
-                    loss.item() * len(item_psnr),
-                    item_psnr.sum().item(),
-                    float(len(item_psnr)),
-                    float(not torch.isfinite(loss)),
-                ],
-                dtype=torch.float64,
-            )
-        )
-        if totals[3] > 0:
-            raise TransInrError(
-                f"training diverged: the loss is not finite at step {step + 1}; the last "
-                f"finite checkpoint is {run_dir / 'last.safetensors'}: resume with a lower --lr "
-                "(or start over with --overwrite if it was already diverging)"
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        totals = optimise_step(
+            trained, objective, optimizer, batch, (step, epoch, lr), train_config.precision,
+            device, ctx, run_dir,
+        )  # fmt: skip
         state["step"] = step + 1
         now = time.perf_counter()
         state["seconds"] += now - last_time
         waited += wait
-        items = totals[2].item()
-        progress = Progress(
-            state["step"],
-            steps,
-            (totals[0] / items).item(),
-            (totals[1] / items).item(),
-            items / max(now - last_time, 1e-9),
-            lr=lr,
-            data_wait=wait / max(now - last_time, 1e-9),
-        )
+        progress = step_progress(state["step"], steps, totals, now - last_time, lr, wait)
         last_time = now
         done = state["step"] == steps or out_of_time()
         if state["step"] % train_config.val_every == 0 or done:
-            last_val = validate()
-            state["history"].append(
-                {"step": state["step"], "val_psnr": last_val, "seconds": round(state["seconds"], 1)}
-            )
-            progress.val_psnr = last_val
-            if last_val > state["best_val_psnr"]:
-                state["best_val_psnr"] = last_val
-                write("best.safetensors")
-            progress.best_val_psnr = state["best_val_psnr"]
+            last_val = record_validation(state, validate(), progress, write)
         minutes = (time.monotonic() - last_write) / 60.0
         stop = bool(ctx.all_reduce_sum(torch.tensor([float(should_stop())]))[0] > 0)
-        if (
-            state["step"] % train_config.checkpoint_every == 0
-            or done
-            or stop
-            or progress.val_psnr is not None
-            or 0 < train_config.checkpoint_minutes <= minutes
-        ):
+        due = state["step"] % train_config.checkpoint_every == 0 or done or stop
+        if due or progress.val_psnr is not None or 0 < train_config.checkpoint_minutes <= minutes:
             write("last.safetensors")
             last_write = time.monotonic()
         on_progress(progress)
