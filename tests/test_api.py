@@ -139,8 +139,6 @@ def test_models_never_import_the_cli_rich_or_typer():
                 assert top not in {"transinr_cli", "rich", "typer"}, f"{path.name} imports {name}"
 
 
-
-
 def body_lines(node: ast.FunctionDef) -> int:
     """Lines of a function's body after its docstring (typer's option lists are signature)."""
     body = node.body

@@ -14,6 +14,7 @@ from transinr_cli.common import console, error_console, print_json_error
 from transinr_cli.data import data_app
 from transinr_cli.encode import encode
 from transinr_cli.evaluate import evaluate
+from transinr_cli.export import export
 from transinr_cli.fit import fit
 from transinr_cli.info import info
 from transinr_cli.models_cmd import models_app
@@ -65,6 +66,7 @@ app.command()(fit)
 app.command("eval")(evaluate)
 app.command()(info)
 app.command()(attention)
+app.command()(export)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
 
