@@ -165,7 +165,7 @@ def load_inr(path: str | Path) -> InrFile:
         info = parse_json(metadata["transinr"])
         if not isinstance(info, dict) or not isinstance(info.get("task"), str):
             raise ValueError("not an object with a task")
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):  # e.g. a version of Infinity
         raise TransInrError(f"{path} has unreadable transinr metadata; re-encode it") from None
     if version > FORMAT_VERSION:
         raise TransInrError(
