@@ -127,7 +127,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in param_groups)
         ):
             raise ValueError("param_groups is not a list of groups")
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         raise TransInrError(f"{path} has unreadable checkpoint metadata; is it corrupt?") from None
     if version > FORMAT_VERSION:
         raise TransInrError(
