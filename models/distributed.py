@@ -7,6 +7,7 @@ validation scores. With one process (no torchrun) everything here is a no-op.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -48,8 +49,15 @@ class Distributed:
         if self.enabled:
             dist.barrier()
 
-    def shutdown(self) -> None:
+    def shutdown(self, finished: bool = False) -> None:
+        """Leave the process group. After a finished run every rank waits for the others first:
+        rank 0 hosts the rendezvous store, and a rank still tearing down gloo when rank 0 exits
+        aborts ("terminate called without an active exception"). Collecting garbage first frees
+        the DDP reducer, whose gloo work must not outlive the interpreter."""
         if self.enabled and dist.is_initialized():
+            gc.collect()
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
 

@@ -423,6 +423,7 @@ def train(
 
     distributed, torch_device = from_environment(resolve_device(device.value))
     quiet = quiet or not distributed.is_main  # only rank 0 shows progress and prints
+    finished = False  # a rank that failed must not wait for the others at shutdown
     try:
         if not (resume and precision == Precision.auto):  # a resumed run keeps its precision
             train_config.precision = resolve_precision(precision.value, torch_device)
@@ -464,5 +465,6 @@ def train(
             raise typer.Exit(130)
         if distributed.is_main:
             print_result(run_dir, config, train_config, result, torch_device, distributed, as_json)
+        finished = True
     finally:
-        distributed.shutdown()
+        distributed.shutdown(finished)
