@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.quality import BUNDLED, CELEBA, section_smooth, test_faces  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.data import ImageDataset  # noqa: E402
-from models.training import recipe, train  # noqa: E402
+from models.data.image_data import ImageDataset  # noqa: E402
+from models.io.checkpoint import load_checkpoint  # noqa: E402
+from models.tasks.training import recipe, train  # noqa: E402
 
 
 def trial(start: Path, ratio: float, steps: int, out: Path, lr: float) -> dict:

@@ -124,7 +124,7 @@ def table2(run: Runner, minutes: float, table1_rows: dict | None) -> dict:
     groups = (1, 4, 8) if run.quick else (1, 4, 16, 64)
     rows = {f"G={g}": train_image(run, f"t2-g{g}", minutes, "--groups", g) for g in groups}
     if table1_rows and "trans-inr" in table1_rows:
-        from models.checkpoint import load_checkpoint
+        from models.io.checkpoint import load_checkpoint
 
         run_dir = ROOT / table1_rows["trans-inr"]["run"]  # relative to the project once written
         preset_groups = load_checkpoint(run_dir / "best.safetensors").config.groups
@@ -162,7 +162,7 @@ def views(run: Runner, minutes: float) -> dict:
 
 def fit_until(image, inr_config, target: float, limit: int) -> dict:
     """Fit a random INR with Adam (lr 1e-3) until its PSNR reaches `target` or `limit` steps."""
-    from models.fitting import fit_image
+    from models.tasks.fitting import fit_image
 
     reached: dict = {}
 
@@ -189,9 +189,9 @@ def speed(run: Runner, images: int) -> dict:
     it matches the encode PSNR; for table1's models and, where it ships, the bundled model."""
     import torch
 
-    from models.checkpoint import load_checkpoint
-    from models.data import ImageDataset
-    from models.refinement import observed_psnr
+    from models.data.image_data import ImageDataset
+    from models.io.checkpoint import load_checkpoint
+    from models.tasks.refinement import observed_psnr
 
     runs = [run.out / "runs" / f"t1-{method}" for method in ("trans-inr", "learned-init")]
     if not all((path / "best.safetensors").is_file() for path in runs):
@@ -256,7 +256,7 @@ def plot(out: Path) -> dict[str, list[tuple[float, float, float]]]:
     seconds (right), one colour per run, as one PNG. A run validated once shows as a dot."""
     from PIL import Image, ImageDraw
 
-    from models.checkpoint import load_checkpoint
+    from models.io.checkpoint import load_checkpoint
 
     curves: dict[str, list[tuple[float, float, float]]] = {}  # name -> [(step, seconds, psnr)]
     for run_dir in sorted((out / "runs").glob("*")):

@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.api import load_inr  # noqa: E402
-from models.export_mesh import Mesh, read_ply  # noqa: E402
-from models.rays import look_at_pose  # noqa: E402
+from models.nerf.rays import look_at_pose  # noqa: E402
+from models.tasks.export_mesh import Mesh, read_ply  # noqa: E402
 
 VIEWS = ((30.0, 30.0), (120.0, 20.0), (230.0, 35.0))  # (azimuth, elevation) of the mesh panel
 TILE = 256

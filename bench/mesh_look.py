@@ -13,7 +13,7 @@ alpha levels, the silhouette's longest side, and the shading: the brightness of 
 to the brightest of their colour (headlight: 1 facing the camera, 0.5 at grazing angles).
 With --fit-light it also fits the real renders' shading on the vases (surfaces of revolution,
 so every pixel's normal is known from the silhouettes): brightness = a + b |cos| between the
-normal and the view ray; `models.meshes` uses a = b = 0.5.
+normal and the view ray; `models.data.meshes` uses a = b = 0.5.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.rays import camera_rays  # noqa: E402
+from models.nerf.rays import camera_rays  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "shapenet-real"
 TILE = 128
@@ -108,7 +108,7 @@ def figures(views: list[np.ndarray]) -> dict[str, float]:
 
 
 def _rays(frame: dict, focal: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre rays of a frame, models.rays' own: origins, directions (128, 128, 3)."""
+    """Pixel-centre rays of a frame, models.nerf.rays' own: origins, directions (128, 128, 3)."""
     pose = torch.tensor(frame["transform_matrix"], dtype=torch.float64)
     origins, directions = camera_rays(pose, TILE, TILE, focal)
     return origins.numpy(), directions.numpy()

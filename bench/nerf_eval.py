@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.api import load_model  # noqa: E402
-from models.evaluation import evaluate_views, white_image_psnr  # noqa: E402
-from models.view_data import ViewDataset  # noqa: E402
+from models.data.view_data import ViewDataset  # noqa: E402
+from models.tasks.evaluation import evaluate_views, white_image_psnr  # noqa: E402
 
 
 def parse_set(text: str) -> tuple[str, Path, str, str]:

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.antialias import highest_frequency_ratio, render_gains  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.data import ImageDataset  # noqa: E402
-from models.objectives import degrade  # noqa: E402
-from models.rendering import psnr, render_image  # noqa: E402
+from models.core.antialias import highest_frequency_ratio, render_gains  # noqa: E402
+from models.core.rendering import psnr, render_image  # noqa: E402
+from models.data.image_data import ImageDataset  # noqa: E402
+from models.io.checkpoint import load_checkpoint  # noqa: E402
+from models.tasks.objectives import degrade  # noqa: E402
 
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-89"
 BUNDLED = ROOT / "assets" / "models" / "image-celeba89.safetensors"
@@ -53,7 +53,7 @@ def quantize(image: torch.Tensor) -> torch.Tensor:
 
 
 def bicubic(images: torch.Tensor, size: int) -> torch.Tensor:
-    """(B, 3, S, S) -> (B, 3, size, size): antialiased bicubic, as models/images.py resizes."""
+    """(B, 3, S, S) -> (B, 3, size, size): antialiased bicubic, as models/io/images.py resizes."""
     return F.interpolate(images, size=size, mode="bicubic", antialias=True).clamp(0, 1)
 
 
@@ -135,8 +135,8 @@ def picture(model, source: Path, target: Path, factor: int = 4, steps: int = 100
     """Side by side at `factor` x the model's input: the input (its pixels), bicubic upsampling
     of it, the INR of one forward pass and the INR after `steps` refinement steps (refine's
     defaults), both rendered at that size as `render` does."""
-    from models.images import encode_png, fit_image, load_image
-    from models.refinement import RefineSettings, image_loss, refine_report
+    from models.io.images import encode_png, fit_image, load_image
+    from models.tasks.refinement import RefineSettings, image_loss, refine_report
 
     size = model.config.image_size
     image = fit_image(load_image(source), size, "crop")[0][None]

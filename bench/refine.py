@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.quality import BUNDLED, CELEBA, encode, test_faces  # noqa: E402
-from models.checkpoint import load_checkpoint  # noqa: E402
-from models.fitting import DEFAULT_LR  # noqa: E402
-from models.inr import init_weights  # noqa: E402
-from models.refinement import (  # noqa: E402
+from models.core.inr import init_weights  # noqa: E402
+from models.io.checkpoint import load_checkpoint  # noqa: E402
+from models.tasks.fitting import DEFAULT_LR  # noqa: E402
+from models.tasks.refinement import (  # noqa: E402
     RefineSettings,
     image_loss,
     observed_psnr,

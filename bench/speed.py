@@ -10,7 +10,7 @@ Run from the repository root:
 
 Sections
   encode   `celeba` preset (44.46M params), one 178 x 178 image: our path (eval, inference mode,
-           SDPA: `models.encoding.encode_batch`) against a plain reference forward of the same
+           SDPA: `models.tasks.encoding.encode_batch`) against a plain reference forward of the same
            weights (naive attention, fp32, autograd on), outputs checked with allclose(1e-4).
   render   one `celeba` INR at 1024 x 1024 through `render_quantized`, against torch's own fp32
            matmul speed (`torch.mm` of two 2048 x 2048 matrices) measured in the same run; FLOPs
@@ -32,8 +32,8 @@ NeRF sections (view synthesis; the image sections above take about 4 minutes, th
            is the first step + 99 x the median step unless all 100 steps are timed.
   nerf-train   `NerfObjective.loss` + backward + the trainer's Adam for the NeRF presets `small`
            (batch 8) and `tiny` (batch 4), fp32 and bf16, on a fixed batch of synthetic objects.
-  synth    `models.synth.write_dataset` (50 views of 128 x 128 per object, the CLI's extent) for
-           chairs, cars and lamps into a temporary folder: objects per second.
+  synth    `models.data.synth.write_dataset` (50 views of 128 x 128 per object, the CLI's
+           extent) for chairs, cars and lamps into a temporary folder: objects per second.
 
 Timings are medians over repeats after warm-up; variants compared with each other are run
 interleaved (round-robin), so background load spreads over them evenly. Each section also
@@ -63,19 +63,19 @@ from rich.table import Table
 from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import training
-from models.config import INRConfig, ModelConfig, preset_config
-from models.encoding import encode_batch
-from models.inr import INRWeights, flops_per_point
-from models.metalearner import TransInr
-from models.objectives import ImageLoss, NerfObjective
-from models.rays import focal_from_angle, look_at_pose
-from models.refinement import refine, view_loss
-from models.rendering import render_quantized
-from models.synth import CAMERA_ANGLE_X, write_dataset
-from models.training import autocast, recipe
-from models.view_data import PosedViews, ViewDataset
-from models.volume_rendering import render_view
+from models.core.config import INRConfig, ModelConfig, preset_config
+from models.core.inr import INRWeights, flops_per_point
+from models.core.metalearner import TransInr
+from models.core.rendering import render_quantized
+from models.data.synth import CAMERA_ANGLE_X, write_dataset
+from models.data.view_data import PosedViews, ViewDataset
+from models.nerf.rays import focal_from_angle, look_at_pose
+from models.nerf.volume_rendering import render_view
+from models.tasks import training
+from models.tasks.encoding import encode_batch
+from models.tasks.objectives import ImageLoss, NerfObjective
+from models.tasks.refinement import refine, view_loss
+from models.tasks.training import autocast, recipe
 
 IMAGE_SECTIONS = ("encode", "render", "train", "presets")
 NERF_SECTIONS = ("nerf-render", "nerf-refine", "nerf-train", "synth")
@@ -270,7 +270,7 @@ def machine_facts() -> dict:
 
 
 def trainer_adam_kwargs() -> dict:
-    """The Adam options `models.training.train` passes (read from its source, so this follows
+    """The Adam options `models.tasks.training.train` passes (read from its source, so this follows
     edits there); only `fused` / `foreach` flags are recognised."""
     source = inspect.getsource(training.train)
     call = re.search(r"torch\.optim\.Adam\((.*?)\)\n", source)
@@ -397,7 +397,7 @@ def render_flops(inr: INRConfig, height: int, width: int, chunk_pixels: int) -> 
     not counted in either figure.
     """
     shapes = inr.layer_shapes()
-    rows_per_chunk = max(1, chunk_pixels // width)  # as models.rendering.iter_row_chunks
+    rows_per_chunk = max(1, chunk_pixels // width)  # as models.core.rendering.iter_row_chunks
     chunks = math.ceil(height / rows_per_chunk)
     axis_features, first_out = shapes[0][0] // inr.coord_dim, shapes[0][1]
     first_layer = 2 * axis_features * first_out * (height + chunks * width)
@@ -502,7 +502,7 @@ def bench_render(shared: Shared, budget: Budget) -> dict:
 
 
 class TrainStep:
-    """One training step as `models.training.train` runs it, on a fixed random batch."""
+    """One training step as `models.tasks.training.train` runs it, on a fixed random batch."""
 
     def __init__(
         self,
@@ -849,7 +849,8 @@ def nerf_batch(objects: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 class NerfTrainStep(TrainStep):
-    """One NeRF training step as `models.training.train` runs it (NerfObjective), fixed batch."""
+    """One NeRF training step as `models.tasks.training.train` runs it (NerfObjective), on a
+    fixed batch."""
 
     def __init__(
         self,
@@ -1122,7 +1123,8 @@ def train_tables(result: dict) -> list[Table]:
             f"(forward + full-image MSE + backward + Adam), goal < {result['goal_s']:g} s"
         ),
         caption=(
-            f"trainer's Adam (models/training.py): {adam_label(result['trainer_adam_kwargs'])}; "
+            f"trainer's Adam (models/tasks/training.py): "
+            f"{adam_label(result['trainer_adam_kwargs'])}; "
             f"{others_text(result.get('others'))}"
         ),
         title_justify="left",
@@ -1299,7 +1301,7 @@ def nerf_refine_table(result: dict) -> Table:
     table = Table(
         title=(
             f"NeRF test-time refinement: {REFINE_STEPS} steps of {REFINE_RAYS} random rays of one "
-            f"support view, Adam lr {REFINE_LR:g} (models.refinement.refine + view_loss)"
+            f"support view, Adam lr {REFINE_LR:g} (models.tasks.refinement.refine + view_loss)"
         ),
         caption=(
             (
@@ -1379,7 +1381,7 @@ def nerf_train_table(result: dict) -> Table:
 def synth_table(result: dict) -> Table:
     table = Table(
         title=(
-            f"Synthetic data: models.synth.write_dataset, {result['views']} views of "
+            f"Synthetic data: models.data.synth.write_dataset, {result['views']} views of "
             f"{result['size']}x{result['size']} per object, extent {result['extent']:g} "
             "(the `transinr data synth` default)"
         ),

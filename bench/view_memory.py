@@ -6,7 +6,7 @@
 Writes an object folder of four `--side` x `--side` RGBA-on-white views (a lit sphere seen from
 four cameras, radius 4, learnit layout) in a temporary folder, once per format, then runs
 `transinr encode FOLDER --views 0,1,2,3` in a child process with a tiny NeRF model (the `tiny`
-preset, untrained, saved with models.checkpoint: the forward pass is what any model costs at
+preset, untrained, saved with models.io.checkpoint: the forward pass is what any model costs at
 this size) and reads the child's peak resident memory from the kernel (os.wait4's ru_maxrss).
 The goal: under 1 GB (views are decoded reduced to MAX_VIEW_SIDE, never at full size).
 """
@@ -48,7 +48,7 @@ def write_views(folder: Path, side: int, suffix: str) -> None:
     """Four views in the learnit layout; JPEG views are flattened on white (no alpha)."""
     from PIL import Image
 
-    from models.rays import look_at_pose
+    from models.nerf.rays import look_at_pose
 
     folder.mkdir(parents=True, exist_ok=True)
     frames = []
@@ -71,9 +71,9 @@ def tiny_nerf_model(path: Path) -> Path:
     """An untrained `tiny` NeRF meta-learner, saved as a checkpoint."""
     import torch
 
-    from models.checkpoint import save_checkpoint
-    from models.config import preset_config
-    from models.metalearner import TransInr
+    from models.core.config import preset_config
+    from models.core.metalearner import TransInr
+    from models.io.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     config = preset_config("tiny", "nerf")

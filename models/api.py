@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from models.devices import resolve_device
 from models.errors import TransInrError
-from models.inr_file import InrFile, save_inr
-from models.inr_file import load_inr as read_inr_file
-from models.inr_header import with_refinement
+from models.io.inr_file import InrFile, save_inr
+from models.io.inr_file import load_inr as read_inr_file
+from models.io.inr_header import with_refinement
+from models.tasks.devices import resolve_device
 
 if TYPE_CHECKING:  # the meta-learner is imported only by what encodes or trains
-    from models.checkpoint import Checkpoint
-    from models.metalearner import TransInr
+    from models.core.metalearner import TransInr
+    from models.io.checkpoint import Checkpoint
 
 MAX_SIZE = 16384  # pixels per side of any render
 RENDER_MEMORY_BUDGET = 1 << 30  # bytes the pixels of one render (or an orbit's frames) may take
@@ -36,7 +36,7 @@ RENDER_MEMORY_BUDGET = 1 << 30  # bytes the pixels of one render (or an orbit's 
 
 def check_view_size(side: int) -> None:
     """A NeRF view's side: a ray of samples a pixel, so up to MAX_VIEW_SIZE."""
-    from models.inr_header import MAX_VIEW_SIZE
+    from models.io.inr_header import MAX_VIEW_SIZE
 
     if not 1 <= side <= MAX_VIEW_SIZE:
         raise TransInrError(
@@ -83,8 +83,8 @@ def load_model(
 ) -> Model:
     """A checkpoint file or run folder; a bundled model's name (`image-celeba89`); or, with
     None, the bundled default model of `task`."""
-    from models.bundle import bundled_cards, default_model
-    from models.checkpoint import load_checkpoint
+    from models.io.bundle import bundled_cards, default_model
+    from models.io.checkpoint import load_checkpoint
 
     if path_or_name is None:
         path = default_model(task).path
@@ -150,10 +150,10 @@ class Inr:
         on_rows: Callable[[int], None] | None = None,
     ) -> np.ndarray:
         """An image INR drawn at any size: (H, W, 3) uint8 (uint16 for bit_depth 16), or (H, W)
-        for a greyscale picture. Anti-aliased as `transinr render` (models/antialias.py)."""
-        from models.antialias import render_gains
-        from models.images import to_grey
-        from models.rendering import render_quantized
+        for a greyscale picture. Anti-aliased as `transinr render` (models/core/antialias.py)."""
+        from models.core.antialias import render_gains
+        from models.core.rendering import render_quantized
+        from models.io.images import to_grey
 
         if self.task != "image":
             raise TransInrError("this is a NeRF INR: use render_view(pose)")
@@ -186,9 +186,9 @@ class Inr:
         """A NeRF INR seen from a camera-to-world `pose` (4, 4), or from azimuth / elevation /
         radius (degrees, Z up, looking at the origin): (size, size, 3) in [0, 1], white
         background, the file's near, far and sample count unless `samples` is given."""
-        from models.config import RaySampling
-        from models.rays import check_camera_options, look_at_pose
-        from models.volume_rendering import render_view
+        from models.core.config import RaySampling
+        from models.nerf.rays import check_camera_options, look_at_pose
+        from models.nerf.volume_rendering import render_view
 
         if self.task != "nerf":
             raise TransInrError("this is an image INR: use render(width, height)")
@@ -228,7 +228,7 @@ def encode(
     """Encode one input (or a list: a list back) in one forward pass each: image files for an
     image model (fitted with `fit`: crop, pad or resize); learnit object folders or
     transforms.json files for a NeRF model (`views`: the support view indices, default [0])."""
-    from models.encoding import encode_image_file, encode_views_file
+    from models.tasks.encoding import encode_image_file, encode_views_file
 
     several = not isinstance(images_or_views, str | Path)
     sources = list(images_or_views) if several else [images_or_views]
@@ -252,7 +252,7 @@ def refine_settings(task: str, lr: float | None = None, schedule: str | None = N
     bench/refine.py; NeRF: the paper's 1e-4), with `lr` and `schedule` applied and checked."""
     import math
 
-    from models.refinement import RefineSettings
+    from models.tasks.refinement import RefineSettings
 
     defaults = RefineSettings() if task == "image" else RefineSettings(1e-4, "constant")
     if lr is not None and not (math.isfinite(lr) and 0 < lr <= 100):
@@ -270,8 +270,8 @@ def image_objective(
 ) -> tuple[Callable, Callable]:  # fmt: skip
     """Loss and PSNR on the observed pixels of the image, fitted as at encode time; warns when
     the image does not look like the one encoded."""
-    from models.encoding import fitted_observation
-    from models.refinement import check_refine_target, image_loss, observed_psnr
+    from models.tasks.encoding import fitted_observation
+    from models.tasks.refinement import check_refine_target, image_loss, observed_psnr
 
     fitted, mask, (height, width) = fitted_observation(inr_file.header, image, max_pixels)
     observed = fitted[None].to(device)
@@ -289,11 +289,11 @@ def nerf_objective(
 ) -> tuple[Callable, Callable]:  # fmt: skip
     """The paper's TTO: `rays` random rays of the support views a step; PSNR on 1024 rays.
     A ray count whose step would not fit in memory is refused before the views are read."""
-    from models.config import RaySampling
-    from models.encoding import support_ray_psnr
-    from models.refinement import view_loss
-    from models.view_data import load_views
-    from models.volume_rendering import check_ray_batch
+    from models.core.config import RaySampling
+    from models.data.view_data import load_views
+    from models.nerf.volume_rendering import check_ray_batch
+    from models.tasks.encoding import support_ray_psnr
+    from models.tasks.refinement import view_loss
 
     header = inr_file.header
     sampling = RaySampling(header.near, header.far, header.samples)
@@ -326,7 +326,7 @@ def refine(
     it was encoded from (an image file) or the object's views (a learnit folder). The result's
     header records the PSNR before and after; it is never worse than the input (image INRs keep
     the best weights seen; a run that ends worse returns the input's weights, with a warning)."""
-    from models.refinement import refine_and_check
+    from models.tasks.refinement import refine_and_check
 
     torch_device = resolve_device(device)
     if inr.task == "nerf":
@@ -353,8 +353,8 @@ def train(
     """Train a meta-learner (an image or NeRF `ModelConfig` from `preset_config`, a
     `TrainConfig` from `recipe`) on the data set `train_config.data`; checkpoints in `run_dir`.
     Returns the TrainResult (steps, validation PSNR history, seconds)."""
-    from models.data import ImageDataset
-    from models.training import train as train_loop
+    from models.data.image_data import ImageDataset
+    from models.tasks.training import train as train_loop
 
     if model_config.task != "image":
         raise TransInrError("train() from Python covers image data sets; use `transinr train`")

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.bundle import ModelCard, bundled_dir, export_model  # noqa: E402
-from models.safetensors_io import atomic_write  # noqa: E402
+from models.io.bundle import ModelCard, bundled_dir, export_model  # noqa: E402
+from models.io.safetensors_io import atomic_write  # noqa: E402
 
 
 def hardware() -> str:

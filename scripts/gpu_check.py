@@ -268,7 +268,7 @@ def ddp_train(check: Check, run_dir: Path, processes: int, budget: float, env: d
 
 def compare_runs(single: Path, ddp: Path) -> dict:
     """Largest weight difference and the validation PSNRs of two runs' last checkpoints."""
-    from models.checkpoint import load_checkpoint
+    from models.io.checkpoint import load_checkpoint
 
     one, two = (
         load_checkpoint(single / "last.safetensors"),

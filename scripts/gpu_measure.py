@@ -42,19 +42,19 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from models.bundle import bundled_dir  # noqa: E402
-from models.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
-from models.config import preset_config  # noqa: E402
-from models.encoding import encode_batch  # noqa: E402
-from models.images import fit_image, load_image  # noqa: E402
-from models.metalearner import TransInr  # noqa: E402
-from models.objectives import ImageLoss, NerfObjective  # noqa: E402
-from models.rays import focal_from_angle, look_at_pose  # noqa: E402
-from models.rendering import psnr, render_image, render_quantized  # noqa: E402
-from models.safetensors_io import atomic_write  # noqa: E402
-from models.training import autocast, recipe  # noqa: E402
-from models.view_data import load_views, views_to_tokens_input  # noqa: E402
-from models.volume_rendering import render_view  # noqa: E402
+from models.core.config import preset_config  # noqa: E402
+from models.core.metalearner import TransInr  # noqa: E402
+from models.core.rendering import psnr, render_image, render_quantized  # noqa: E402
+from models.data.view_data import load_views, views_to_tokens_input  # noqa: E402
+from models.io.bundle import bundled_dir  # noqa: E402
+from models.io.checkpoint import Checkpoint, load_checkpoint  # noqa: E402
+from models.io.images import fit_image, load_image  # noqa: E402
+from models.io.safetensors_io import atomic_write  # noqa: E402
+from models.nerf.rays import focal_from_angle, look_at_pose  # noqa: E402
+from models.nerf.volume_rendering import render_view  # noqa: E402
+from models.tasks.encoding import encode_batch  # noqa: E402
+from models.tasks.objectives import ImageLoss, NerfObjective  # noqa: E402
+from models.tasks.training import autocast, recipe  # noqa: E402
 
 ASTRONAUT = REPO / "assets" / "examples" / "astronaut.jpg"
 CHAIR = REPO / "assets" / "examples" / "chair"
@@ -423,7 +423,7 @@ def render_rows(scale: Scale, device: torch.device, rates: dict, deadline: float
 def render_flops(weights: list[torch.Tensor], inr, side: int, chunk: int) -> float:
     """FLOPs of a side x side render_quantized, counted on a strip of up to 16 of its chunks
     and scaled: every chunk of rows does the same work (the column part is redone per chunk)."""
-    rows_per_chunk = max(1, chunk // side)  # as models.rendering.iter_row_chunks
+    rows_per_chunk = max(1, chunk // side)  # as models.core.rendering.iter_row_chunks
     chunks = math.ceil(side / rows_per_chunk)
     sample = min(chunks, 16)
     strip = min(side, rows_per_chunk * sample)
@@ -432,7 +432,7 @@ def render_flops(weights: list[torch.Tensor], inr, side: int, chunk: int) -> flo
 
 
 class TrainStep:
-    """One training step as `models.training.train` takes it (the objective, autocast, fused
+    """One training step as `models.tasks.training.train` takes it (the objective, autocast, fused
     Adam), on a fixed random batch already in memory."""
 
     def __init__(

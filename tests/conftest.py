@@ -13,9 +13,9 @@ import pytest
 import torch
 from support import make_image_folder, train_tiny
 
-from models.checkpoint import Checkpoint, load_checkpoint
-from models.config import ModelConfig, preset_config
-from models.metalearner import TransInr
+from models.core.config import ModelConfig, preset_config
+from models.core.metalearner import TransInr
+from models.io.checkpoint import Checkpoint, load_checkpoint
 
 # One intra-op thread: the tiny models gain nothing from more, and with 2 threads on 2 busy cores
 # OpenMP oversubscription makes each step many times slower. Override with TRANSINR_TEST_THREADS.

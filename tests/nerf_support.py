@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.checkpoint import save_checkpoint
-from models.config import preset_config
-from models.metalearner import TransInr
-from models.synth import CAMERA_ANGLE_X, write_dataset
-from models.training import recipe, train
-from models.view_data import ViewDataset, object_folders
+from models.core.config import preset_config
+from models.core.metalearner import TransInr
+from models.data.synth import CAMERA_ANGLE_X, write_dataset
+from models.data.view_data import ViewDataset, object_folders
+from models.io.checkpoint import save_checkpoint
+from models.tasks.training import recipe, train
 from transinr_cli.app import app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def fixture_chair(nerf_data) -> Path:
 
 
 def rigid_pose(azimuth: float = 30.0, elevation: float = 20.0, radius: float = 4.0) -> list:
-    from models.rays import look_at_pose
+    from models.nerf.rays import look_at_pose
 
     return look_at_pose(azimuth, elevation, radius).double().tolist()
 

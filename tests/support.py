@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.config import preset_config
-from models.data import ImageDataset
-from models.training import TrainConfig, recipe, train
+from models.core.config import preset_config
+from models.data.image_data import ImageDataset
+from models.tasks.training import TrainConfig, recipe, train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_COUNT = 40

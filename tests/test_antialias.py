@@ -10,15 +10,15 @@ import pytest
 import torch
 from support import tiny_train_config
 
-from models.antialias import axis_gains, highest_frequency_ratio, render_gains
-from models.config import IMAGE_PRESETS, INRConfig, preset_config
-from models.data import ImageDataset
+from models.core.antialias import axis_gains, highest_frequency_ratio, render_gains
+from models.core.config import IMAGE_PRESETS, INRConfig, preset_config
+from models.core.inr import fourier_frequencies, image_inr
+from models.core.inr import init_weights as fresh_weights
+from models.core.rendering import coordinate_grid, pixel_centres, render_image
+from models.data.image_data import ImageDataset
 from models.errors import TransInrError
-from models.inr import fourier_frequencies, image_inr
-from models.inr import init_weights as fresh_weights
-from models.objectives import ImageLoss, degrade, jittered_centres, sample_image
-from models.rendering import coordinate_grid, pixel_centres, render_image
-from models.training import train
+from models.tasks.objectives import ImageLoss, degrade, jittered_centres, sample_image
+from models.tasks.training import train
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_degrade_downsamples_and_resizes_back():
 
 
 def test_continuous_and_upscale_training_runs_and_records_its_choices(tmp_path, image_folder):
-    from models.checkpoint import load_checkpoint
+    from models.io.checkpoint import load_checkpoint
 
     config = preset_config("tiny")
     train_set = ImageDataset("folder", image_folder, "train", config.image_size)
@@ -175,7 +175,7 @@ def test_continuous_and_upscale_training_runs_and_records_its_choices(tmp_path, 
 def test_init_from_starts_at_the_checkpoint_and_refuses_other_shapes(
     tmp_path, image_folder, tiny_run
 ):
-    from models.checkpoint import load_checkpoint
+    from models.io.checkpoint import load_checkpoint
 
     config = preset_config("tiny")
     train_set = ImageDataset("folder", image_folder, "train", config.image_size)
@@ -192,7 +192,7 @@ def test_init_from_starts_at_the_checkpoint_and_refuses_other_shapes(
 
 
 def test_flat_images_replace_a_share_of_the_batch_by_uniform_colours():
-    from models.objectives import add_flat_images
+    from models.tasks.objectives import add_flat_images
 
     images = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(4))
     assert add_flat_images(images, 0.0, torch.Generator()) is images
@@ -203,7 +203,7 @@ def test_flat_images_replace_a_share_of_the_batch_by_uniform_colours():
 
 
 def test_continuous_refinement_lowers_its_loss_and_respects_the_mask(weights):
-    from models.refinement import image_loss, refine
+    from models.tasks.refinement import image_loss, refine
 
     config = preset_config("tiny").inr
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6))
@@ -223,7 +223,7 @@ def test_continuous_refinement_lowers_its_loss_and_respects_the_mask(weights):
 
 
 def test_observed_samples_are_exact_at_observed_pixel_centres():
-    from models.refinement import observed_samples
+    from models.tasks.refinement import observed_samples
 
     images = torch.rand(1, 3, 12, 10, generator=torch.Generator().manual_seed(8))
     mask = torch.zeros(12, 10, dtype=torch.bool)

@@ -15,9 +15,9 @@ import torch
 from support import REPO_ROOT
 
 from models import api
-from models.config import preset_config
+from models.core.config import preset_config
 from models.errors import TransInrError
-from models.training import recipe
+from models.tasks.training import recipe
 
 README = REPO_ROOT / "README.md"
 
@@ -75,9 +75,9 @@ def test_api_errors_are_one_line(model, image_folder, tmp_path):
 
 
 def test_a_nerf_inr_renders_views(tmp_path):
-    from models.inr import init_weights
-    from models.inr_file import InrFile
-    from models.inr_header import NerfHeader
+    from models.core.inr import init_weights
+    from models.io.inr_file import InrFile
+    from models.io.inr_header import NerfHeader
 
     config = preset_config("tiny", "nerf").inr
     torch.manual_seed(0)
@@ -85,7 +85,7 @@ def test_a_nerf_inr_renders_views(tmp_path):
     inr = api.Inr(InrFile([w[0] for w in init_weights(config)], config, "nerf", header))
     view = inr.render_view(azimuth=10.0, size=16)
     assert view.shape == (16, 16, 3) and 0 <= view.min() and view.max() <= 1
-    from models.rays import look_at_pose
+    from models.nerf.rays import look_at_pose
 
     same = inr.render_view(look_at_pose(10.0, 30.0, 4.0), size=16)
     assert torch.allclose(view, same)
@@ -121,8 +121,12 @@ def test_render_imports_no_training_code(tmp_path, image_folder, tiny_run):
         [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     loaded = set(json.loads(completed.stdout.strip().splitlines()[-1]))
-    assert "models.rendering" in loaded
-    assert not loaded & {"models.training", "models.distributed", "models.metalearner"}
+    assert "models.core.rendering" in loaded
+    assert not loaded & {
+        "models.tasks.training",
+        "models.tasks.distributed",
+        "models.core.metalearner",
+    }
 
 
 def test_models_never_import_the_cli_rich_or_typer():

@@ -10,16 +10,16 @@ from nerf_support import assert_fails, assert_ok, invoke, json_of
 from PIL import Image
 from support import synthetic_image, write_png
 
-from models.attention_maps import (
+from models.core.config import preset_config
+from models.core.metalearner import TransInr
+from models.io.checkpoint import save_checkpoint
+from models.tasks.attention_maps import (
     attention_figure,
     attention_map_figure,
     attention_masks,
     most_focused_tokens,
     weight_token_attention,
 )
-from models.checkpoint import save_checkpoint
-from models.config import preset_config
-from models.metalearner import TransInr
 
 
 def untrained(**overrides) -> TransInr:

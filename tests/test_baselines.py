@@ -11,12 +11,12 @@ import torch
 from support import REPO_ROOT
 from test_cli import assert_fails, assert_ok, invoke, json_of
 
-from models.baselines import LearnedInit
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.config import ModelConfig, preset_config
+from models.core.baselines import LearnedInit
+from models.core.config import ModelConfig, preset_config
+from models.core.metalearner import TransInr, build_meta_learner, parameter_breakdown
+from models.core.rendering import render_pixels
 from models.errors import TransInrError
-from models.metalearner import TransInr, build_meta_learner, parameter_breakdown
-from models.rendering import render_pixels
+from models.io.checkpoint import load_checkpoint, save_checkpoint
 
 
 def learned_init_config(**overrides) -> ModelConfig:
@@ -160,7 +160,7 @@ def test_cli_trains_a_learned_init_that_encode_and_eval_accept(tmp_path, image_f
 
 
 def test_time_budget_schedule_and_stop(tmp_path, image_folder):
-    from models.training import TrainConfig, learning_rate, total_steps
+    from models.tasks.training import TrainConfig, learning_rate, total_steps
 
     config = TrainConfig(lr=1.0, budget_minutes=1.0)
     assert total_steps(config, 100) == 10**9  # the budget, not the epochs, ends the run
@@ -181,7 +181,7 @@ def test_time_budget_schedule_and_stop(tmp_path, image_folder):
 
 
 def test_budget_keeps_warmup_and_resume_with_steps_replaces_the_budget(tmp_path, image_folder):
-    from models.training import TrainConfig, learning_rate
+    from models.tasks.training import TrainConfig, learning_rate
 
     config = TrainConfig(lr=1.0, warmup_steps=10, budget_minutes=1.0)
     assert learning_rate(config, 0, 10**9, seconds=0.0) == pytest.approx(0.1)  # warm-up first

@@ -12,7 +12,7 @@ import torch
 from support import REPO_ROOT
 from test_cli import assert_fails, assert_ok, invoke, json_of, stderr_of
 
-from models.bundle import (
+from models.io.bundle import (
     DEFAULT_MODELS,
     MAX_BUNDLED_BYTES,
     ModelCard,
@@ -20,7 +20,7 @@ from models.bundle import (
     bundled_dir,
     file_sha256,
 )
-from models.checkpoint import load_checkpoint
+from models.io.checkpoint import load_checkpoint
 
 CARDS = {card.name: card for card in bundled_cards()}
 

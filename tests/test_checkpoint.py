@@ -10,13 +10,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.config import preset_config
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.core.metalearner import TransInr
 from models.errors import TransInrError
-from models.inr import init_weights
-from models.inr_file import InrFile, save_inr
-from models.inr_header import ImageHeader
-from models.metalearner import TransInr
+from models.io.checkpoint import load_checkpoint, save_checkpoint
+from models.io.inr_file import InrFile, save_inr
+from models.io.inr_header import ImageHeader
 
 HEADER = ImageHeader(native_width=8, native_height=8)
 

@@ -21,12 +21,12 @@ from safetensors.torch import save_file
 from support import REPO_ROOT, synthetic_image, write_png
 from typer.testing import CliRunner
 
-from models.checkpoint import load_checkpoint
-from models.config import preset_config
-from models.data import folder_files
-from models.inr import init_weights
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import NerfHeader
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.data.image_data import folder_files
+from models.io.checkpoint import load_checkpoint
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import NerfHeader
 from transinr_cli.app import app
 
 runner = CliRunner()
@@ -277,8 +277,8 @@ def test_greyscale_in_greyscale_out(tmp_path, run_dir):
 
 
 def test_render_matches_the_core_renderer(tmp_path, inr_path):
-    from models.antialias import render_gains
-    from models.rendering import render_quantized
+    from models.core.antialias import render_gains
+    from models.core.rendering import render_quantized
 
     inr = load_inr(inr_path)
     assert_ok(invoke("render", inr_path, "--size", 20, "-o", "raw.png", "-q", "--no-antialias"))

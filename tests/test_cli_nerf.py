@@ -27,14 +27,14 @@ from nerf_support import (
 )
 from PIL import Image
 
-from models.checkpoint import load_checkpoint
-from models.config import RaySampling, preset_config
-from models.inr import init_weights
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import ImageHeader
-from models.rays import focal_from_angle, look_at_pose
-from models.synth import CAMERA_ANGLE_X
-from models.volume_rendering import render_view
+from models.core.config import RaySampling, preset_config
+from models.core.inr import init_weights
+from models.data.synth import CAMERA_ANGLE_X
+from models.io.checkpoint import load_checkpoint
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import ImageHeader
+from models.nerf.rays import focal_from_angle, look_at_pose
+from models.nerf.volume_rendering import render_view
 
 
 @pytest.fixture(autouse=True)

@@ -23,19 +23,19 @@ from test_distributed import train as train_processes
 from test_distributed import weights as run_weights
 from test_refine_and_training import distinct_weights, smooth_images
 
-from models.antialias import render_gains
-from models.checkpoint import load_checkpoint
-from models.config import RaySampling, preset_config
-from models.data import ImageDataset
-from models.devices import resolve_device
-from models.encoding import encode_batch, encode_image_file, support_ray_psnr
-from models.inr import init_weights
-from models.metalearner import TransInr
-from models.refinement import RefineSettings, image_loss, refine_report, view_loss
-from models.rendering import render_image, render_quantized
-from models.training import autocast, resolve_precision, train
-from models.view_data import load_views
-from models.volume_rendering import render_rays, render_view
+from models.core.antialias import render_gains
+from models.core.config import RaySampling, preset_config
+from models.core.inr import init_weights
+from models.core.metalearner import TransInr
+from models.core.rendering import render_image, render_quantized
+from models.data.image_data import ImageDataset
+from models.data.view_data import load_views
+from models.io.checkpoint import load_checkpoint
+from models.nerf.volume_rendering import render_rays, render_view
+from models.tasks.devices import resolve_device
+from models.tasks.encoding import encode_batch, encode_image_file, support_ray_psnr
+from models.tasks.refinement import RefineSettings, image_loss, refine_report, view_loss
+from models.tasks.training import autocast, resolve_precision, train
 
 NO_CUDA = "CUDA is not available"
 CUDA = torch.cuda.is_available()

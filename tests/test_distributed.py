@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.io.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "assets" / "examples" / "photos"
@@ -66,8 +66,8 @@ def test_resume_with_another_world_size(tmp_path, single_run):
 
 
 def test_each_gpu_process_has_its_own_gpu_under_nccl_and_may_share_under_gloo(monkeypatch):
-    from models.distributed import cuda_backend, gpu_of
     from models.errors import TransInrError
+    from models.tasks.distributed import cuda_backend, gpu_of
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert gpu_of(0, "nccl") == 0 and gpu_of(1, "gloo") == 0 and gpu_of(2, "gloo") == 0

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.checkpoint import save_checkpoint
-from models.config import preset_config
-from models.metalearner import TransInr
+from models.core.config import preset_config
+from models.core.metalearner import TransInr
+from models.io.checkpoint import save_checkpoint
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "experiments.py"
 spec = importlib.util.spec_from_file_location("experiments", SCRIPT)

@@ -1,5 +1,5 @@
-"""`transinr export` (models/export.py, export_viewer.py, export_mesh.py): the HTML viewer in a
-real browser against `transinr render`, the ONNX graph in onnxruntime against the torch INR,
+"""`transinr export` (models/tasks/export.py, export_viewer.py, export_mesh.py): the HTML viewer
+in a real browser against `transinr render`, the ONNX graph in onnxruntime against the torch INR,
 marching-cubes meshes of a hand-built sphere NeRF, and hostile input.
 
 The browser tests run Debian's `chromium` headless with SwiftShader (software WebGL2) and skip,
@@ -24,14 +24,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.antialias import render_gains
-from models.config import INRConfig
-from models.export_mesh import extract_mesh, obj_bytes, ply_bytes, read_ply, signed_volume
-from models.export_viewer import viewer_template
-from models.inr import init_weights, nerf_inr
-from models.inr_file import InrFile, save_inr
-from models.inr_header import ImageHeader, NerfHeader
-from models.rendering import coordinate_grid, render_image, render_quantized
+from models.core.antialias import render_gains
+from models.core.config import INRConfig
+from models.core.inr import init_weights, nerf_inr
+from models.core.rendering import coordinate_grid, render_image, render_quantized
+from models.io.inr_file import InrFile, save_inr
+from models.io.inr_header import ImageHeader, NerfHeader
+from models.tasks.export_mesh import extract_mesh, obj_bytes, ply_bytes, read_ply, signed_volume
+from models.tasks.export_viewer import viewer_template
 from transinr_cli.app import app
 
 SPHERE_RADIUS, SPHERE_SHARPNESS = 1.0, 1000.0
@@ -113,7 +113,7 @@ def png(path: Path) -> np.ndarray:
 def onnx_session(inr_file: InrFile):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed ([export])")
     pytest.importorskip("onnx", reason="onnx is not installed (pip install 'transinr[export]')")
-    from models.export import onnx_model
+    from models.tasks.export import onnx_model
 
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the overridable `gains` initializer is intended
@@ -153,8 +153,8 @@ def test_onnx_greyscale_and_sine_inrs():
 
 def test_onnx_nerf_matches_the_inr_and_render_view():
     from models.api import Inr
-    from models.rays import camera_rays, look_at_pose
-    from models.volume_rendering import composite
+    from models.nerf.rays import camera_rays, look_at_pose
+    from models.nerf.volume_rendering import composite
 
     inr_file = sphere_inr()
     session = onnx_session(inr_file)

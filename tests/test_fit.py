@@ -1,4 +1,5 @@
-"""Fitting INRs from scratch (`models/fitting.py`, `transinr fit`) and the SIREN (sine) INR."""
+"""Fitting INRs from scratch (`models/tasks/fitting.py`, `transinr fit`) and the SIREN (sine)
+INR."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from PIL import Image
 from support import synthetic_image, write_png
 from test_cli import assert_fails, assert_ok, invoke, json_of
 
-from models.config import INRConfig, preset_config
-from models.errors import TransInrError
-from models.fitting import fit_image, fit_image_file
-from models.inr import (
+from models.core.config import INRConfig, preset_config
+from models.core.inr import (
     SINE_OMEGA,
     fourier_features,
     fourier_frequencies,
@@ -23,10 +22,12 @@ from models.inr import (
     image_inr,
     init_weights,
 )
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import ImageHeader
-from models.refinement import observed_psnr
-from models.rendering import coordinate_grid, pixel_centres, render_image
+from models.core.rendering import coordinate_grid, pixel_centres, render_image
+from models.errors import TransInrError
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import ImageHeader
+from models.tasks.fitting import fit_image, fit_image_file
+from models.tasks.refinement import observed_psnr
 
 SIREN = INRConfig(fourier_count=0, depth=3, width=16, activation="sine")
 TINY_INR = preset_config("tiny").inr
@@ -151,7 +152,7 @@ def test_running_out_of_memory_is_a_one_line_error(monkeypatch):
     def exhausted(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
 
-    monkeypatch.setattr("models.fitting.refine", exhausted)
+    monkeypatch.setattr("models.tasks.fitting.refine", exhausted)
     with pytest.raises(TransInrError, match="out of memory fitting 8x8 pixels"):
         fit_image(synthetic_tensor(8), tiny_inr("relu"), 3, 1e-3)
 

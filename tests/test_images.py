@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from models.errors import TransInrError
-from models.images import content_mask, fit_image, load_image
+from models.io.images import content_mask, fit_image, load_image
 
 PALETTE = [255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9)
 

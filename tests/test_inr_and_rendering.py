@@ -12,11 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models.config import INRConfig, preset_config
-from models.images import encode_png
-from models.inr import fourier_features, fourier_frequencies, grid_image_inr, image_inr
-from models.inr import init_weights as fresh_weights
-from models.rendering import (
+from models.core.config import INRConfig, preset_config
+from models.core.inr import fourier_features, fourier_frequencies, grid_image_inr, image_inr
+from models.core.inr import init_weights as fresh_weights
+from models.core.rendering import (
     coordinate_grid,
     pixel_centres,
     psnr,
@@ -24,6 +23,7 @@ from models.rendering import (
     render_pixels,
     render_quantized,
 )
+from models.io.images import encode_png
 
 
 @pytest.fixture

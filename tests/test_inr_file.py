@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 
-from models.config import preset_config
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.core.rendering import render_image, render_quantized
 from models.errors import TransInrError
-from models.images import FitInfo
-from models.inr import init_weights
-from models.inr_file import FORMAT_NAME, InrFile, inr_bytes, load_inr, peek_format, save_inr
-from models.inr_header import ImageHeader
-from models.rendering import render_image, render_quantized
+from models.io.images import FitInfo
+from models.io.inr_file import FORMAT_NAME, InrFile, inr_bytes, load_inr, peek_format, save_inr
+from models.io.inr_header import ImageHeader
 
 FIT = FitInfo("pad", 40, 30, 40, 30, (-0.75, -1.0, 0.75, 1.0), (0, 0, 40, 30))
 INFO = {

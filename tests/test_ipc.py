@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from models.config import preset_config
-from models.metalearner import build_meta_learner, parameter_breakdown
-from models.rendering import render_pixels
+from models.core.config import preset_config
+from models.core.metalearner import build_meta_learner, parameter_breakdown
+from models.core.rendering import render_pixels
 
 
 def test_ipc_parameter_counts_are_pinned():

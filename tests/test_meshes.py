@@ -1,4 +1,4 @@
-"""Real meshes -> learnit views (`models.meshes`, `transinr data mesh`): the renderer's cameras
+"""Real meshes -> learnit views (`models.data.meshes`, `transinr data mesh`): the renderer's cameras
 are the loader's, OBJ/MTL/texture and .sh3f reading, bad input skipped with a reason,
 determinism, and the command end to end. Every mesh here is a tiny one the test writes."""
 
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.meshes import (
+from models.data.meshes import (
     FolderModelFiles,
     Material,
     Mesh,
@@ -30,9 +30,9 @@ from models.meshes import (
     split_ids,
     write_mesh_dataset,
 )
-from models.rays import camera_rays, look_at_pose
-from models.synth import CAMERA_ANGLE_X
-from models.view_data import ViewDataset, load_views
+from models.data.synth import CAMERA_ANGLE_X
+from models.data.view_data import ViewDataset, load_views
+from models.nerf.rays import camera_rays, look_at_pose
 from transinr_cli.app import app
 
 SHAPENET_REAL = (
@@ -80,7 +80,7 @@ CUBE_A = np.array([0.9, 0.45, 0.3])
 
 
 def nearest_pixel(pose: torch.Tensor, size: int, focal: float, point) -> tuple[int, int]:
-    """(row, col) of the pixel whose loader ray (models.rays) passes closest to `point`."""
+    """(row, col) of the pixel whose loader ray (models.nerf.rays) passes closest to `point`."""
     origins, directions = camera_rays(pose.double(), size, size, focal)  # (H, W, 3)
     offset = torch.as_tensor(point, dtype=torch.float64) - origins
     distance = torch.linalg.cross(offset, directions).norm(dim=-1) / directions.norm(dim=-1)

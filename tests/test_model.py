@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.config import IMAGE_PRESETS, preset_config
+from models.core.config import IMAGE_PRESETS, preset_config
+from models.core.hypernetwork import HyperNetwork, group_modulate
+from models.core.metalearner import TransInr, parameter_breakdown
+from models.core.tokenizers import ImageTokenizer, image_to_patches
+from models.core.transformer import Attention, TransformerEncoder, naive_attention
 from models.errors import TransInrError
-from models.hypernetwork import HyperNetwork, group_modulate
-from models.metalearner import TransInr, parameter_breakdown
-from models.tokenizers import ImageTokenizer, image_to_patches
-from models.transformer import Attention, TransformerEncoder, naive_attention
 
 PAPER_BREAKDOWN = {
     "tokenizer": 494_592,

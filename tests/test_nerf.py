@@ -22,26 +22,22 @@ from nerf_support import (
 )
 from PIL import Image
 
-from models import synth
-from models.checkpoint import load_checkpoint
-from models.config import RaySampling, preset_config
-from models.encoding import encode_views_file, support_ray_psnr
-from models.errors import TransInrError
-from models.evaluation import evaluate_views
-from models.inr import init_weights
-from models.metalearner import TransInr, parameter_breakdown
-from models.objectives import NerfObjective, pick_views
-from models.rays import camera_rays, check_pose, focal_from_angle, look_at_pose, read_pose_file
-from models.refinement import random_view_rays, refine, view_loss
-from models.tokenizers import ViewTokenizer
-from models.view_data import (
+from models.core.config import RaySampling, preset_config
+from models.core.inr import init_weights
+from models.core.metalearner import TransInr, parameter_breakdown
+from models.core.tokenizers import ViewTokenizer
+from models.data import synth
+from models.data.view_data import (
     ViewDataset,
     load_views,
     object_folders,
     read_transforms,
     views_to_tokens_input,
 )
-from models.volume_rendering import (
+from models.errors import TransInrError
+from models.io.checkpoint import load_checkpoint
+from models.nerf.rays import camera_rays, check_pose, focal_from_angle, look_at_pose, read_pose_file
+from models.nerf.volume_rendering import (
     camera_radius,
     composite,
     orbit_poses,
@@ -49,6 +45,10 @@ from models.volume_rendering import (
     render_view,
     sample_depths,
 )
+from models.tasks.encoding import encode_views_file, support_ray_psnr
+from models.tasks.evaluation import evaluate_views
+from models.tasks.objectives import NerfObjective, pick_views
+from models.tasks.refinement import random_view_rays, refine, view_loss
 
 TINY = preset_config("tiny", "nerf")
 
@@ -430,7 +430,7 @@ def test_written_views_read_back_as_the_analytic_render(tmp_path):
 
 
 def test_sphere_silhouette_matches_the_camera_rays(tmp_path):
-    """Pixels well inside the projected sphere (by models.rays maths) are object, pixels well
+    """Pixels well inside the projected sphere (by models.nerf.rays maths) are object, pixels well
     outside are white: the generator and the loader agree with the ray convention."""
     centre, radius, size = np.array([0.1, -0.2, 0.3]), 0.45, 48
     scene = [synth.sphere(tuple(centre), radius, (0.2, 0.3, 0.9))]
@@ -480,7 +480,7 @@ def test_nerf_objective_is_deterministic_per_step(nerf_data, monkeypatch):
     torch.manual_seed(0)
     model = TransInr(TINY)
     objective = NerfObjective(TINY, torch.device("cpu"), dataset, 1, 1, 64, 1.0, seed=0)
-    import models.objectives as objectives
+    import models.tasks.objectives as objectives
 
     seen: dict[str, list] = {"support": [], "query": []}
     original_support, original_rays = objectives.support_input, objective.sample_rays
@@ -729,7 +729,7 @@ def test_encode_more_views_than_the_model_allows(nerf_run, chair, views_folder):
 
 
 def test_encode_views_with_an_image_model(chair):
-    from models.checkpoint import Checkpoint
+    from models.io.checkpoint import Checkpoint
 
     config = preset_config("tiny")
     model = TransInr(config)

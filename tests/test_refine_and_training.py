@@ -9,14 +9,14 @@ import pytest
 import torch
 from support import tiny_train_config
 
-from models.checkpoint import load_checkpoint
-from models.config import preset_config
-from models.data import ImageDataset
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.core.metalearner import TransInr
+from models.data.image_data import ImageDataset
 from models.errors import TransInrError
-from models.inr import init_weights
-from models.metalearner import TransInr
-from models.refinement import image_loss, observed_psnr, refine
-from models.training import TrainConfig, learning_rate, total_steps, train
+from models.io.checkpoint import load_checkpoint
+from models.tasks.refinement import image_loss, observed_psnr, refine
+from models.tasks.training import TrainConfig, learning_rate, total_steps, train
 
 
 def smooth_images(batch: int, size: int = 16) -> torch.Tensor:
@@ -56,7 +56,7 @@ def test_refinement_lowers_the_loss():
 
 
 def test_refinement_keeps_each_items_best_weights_and_flags_divergence():
-    from models.refinement import RefineSettings, refine_report
+    from models.tasks.refinement import RefineSettings, refine_report
 
     config = preset_config("tiny").inr
     images = smooth_images(2)
@@ -78,7 +78,7 @@ def test_refinement_keeps_each_items_best_weights_and_flags_divergence():
 
 
 def test_cosine_schedule_ends_at_zero_and_is_reported_per_step():
-    from models.refinement import RefineSettings, refine_report
+    from models.tasks.refinement import RefineSettings, refine_report
 
     config = preset_config("tiny").inr
     images = smooth_images(1)

@@ -11,8 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models.rays import camera_rays, focal_from_angle, look_at_pose
-from models.synth import (
+from models.data.synth import (
     CAMERA_ANGLE_X,
     CATEGORIES,
     EXTENT,
@@ -26,6 +25,7 @@ from models.synth import (
     write_dataset,
     write_object,
 )
+from models.nerf.rays import camera_rays, focal_from_angle, look_at_pose
 
 SHAPENET_REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "shapenet-real"
 SHAPENET_REAL = SHAPENET_REAL.resolve()
@@ -37,7 +37,7 @@ def files_of(root: Path) -> dict[str, bytes]:
 
 
 def sphere_mask(pose: torch.Tensor, centre: tuple[float, float, float], radius: float, size=128):
-    """Pixels whose centre ray meets the sphere, from models.rays directly (float64 maths)."""
+    """Pixels whose centre ray meets the sphere, from models.nerf.rays directly (float64 maths)."""
     origins, directions = camera_rays(pose, size, size, focal_from_angle(size, CAMERA_ANGLE_X))
     o = origins.double().numpy() - np.asarray(centre)
     d = directions.double().numpy()

@@ -3,11 +3,11 @@ objects must beat the all-white baseline by a stated margin."""
 
 import torch
 
-from models.config import preset_config
-from models.evaluation import white_image_psnr
-from models.synth import write_dataset
-from models.training import recipe, resolve_device, train
-from models.view_data import ViewDataset
+from models.core.config import preset_config
+from models.data.synth import write_dataset
+from models.data.view_data import ViewDataset
+from models.tasks.evaluation import white_image_psnr
+from models.tasks.training import recipe, resolve_device, train
 
 MARGIN_DB = 2.0  # measured: 13.2 dB vs 9.3 dB all-white after 150 steps (+3.9 dB), see README
 

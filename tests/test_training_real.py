@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from models.config import preset_config
-from models.data import ImageDataset
-from models.evaluation import mean_image_psnr
-from models.training import recipe, resolve_device, train
+from models.core.config import preset_config
+from models.data.image_data import ImageDataset
+from models.tasks.evaluation import mean_image_psnr
+from models.tasks.training import recipe, resolve_device, train
 
 CELEBA_89 = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "celeba-89").resolve()
 MARGIN_DB = 2.0  # measured: +3.2 dB after 300 steps (14.98 vs 11.80 dB), see README

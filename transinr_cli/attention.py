@@ -46,10 +46,10 @@ def attention(
     as_json: JsonOption = False,
 ) -> None:
     """Draw the last-layer attention of each INR layer's weight tokens on an image (Fig. 7)."""
-    from models.attention_maps import attention_map_figure, check_attention_model
-    from models.devices import resolve_device
-    from models.images import encode_png, read_fitted
-    from models.safetensors_io import atomic_write
+    from models.io.images import encode_png, read_fitted
+    from models.io.safetensors_io import atomic_write
+    from models.tasks.attention_maps import attention_map_figure, check_attention_model
+    from models.tasks.devices import resolve_device
 
     if out.suffix.lower() != ".png":
         raise TransInrError(f"the figure is written as PNG; name the output .png, not '{out.name}'")

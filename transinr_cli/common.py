@@ -199,7 +199,7 @@ def load_model(
             raise typer.BadParameter(
                 "give --model: a checkpoint or run folder from `transinr train`"
             )
-        from models.bundle import default_model
+        from models.io.bundle import default_model
 
         card = default_model(default_task)
         model_path = card.path

@@ -24,7 +24,7 @@ from transinr_cli.common import (
 )
 
 if TYPE_CHECKING:
-    from models.meshes import MeshDataset
+    from models.data.meshes import MeshDataset
 
 
 class Up(str, Enum):
@@ -44,7 +44,7 @@ def cache_root() -> Path:
 
 def generate(root: Path, category: str, objects: int, seed: int, extent: float, quiet: bool):
     """Write a synthetic set with a progress bar; returns the object ids."""
-    from models.synth import write_dataset
+    from models.data.synth import write_dataset
 
     with progress_bar(quiet) as bar:
         task_id = bar.add_task(f"synth {category}", total=objects)
@@ -61,7 +61,7 @@ def generate(root: Path, category: str, objects: int, seed: int, extent: float, 
 def synthetic_default(category: str, objects: int, quiet: bool, writer: bool = True) -> Path:
     """The synthetic set `train --task nerf` uses without --data: generated once, then reused
     (`writer=False`: only its path, for the ranks that wait while rank 0 writes it)."""
-    from models.view_data import splits_file
+    from models.data.view_data import splits_file
 
     root = cache_root() / "synthetic" / f"{category}-{objects}-seed0"
     if not writer:
@@ -97,7 +97,7 @@ def synth(
     """Build procedural objects and ray-trace 50 posed 128x128 views of each (learnit layout)."""
     import time
 
-    from models.view_data import splits_file
+    from models.data.view_data import splits_file
 
     started = time.perf_counter()
     ids = generate(out, category.value, objects, seed, extent, quiet)
@@ -134,7 +134,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
 
 def render_meshes(src: Path, out: Path, category: str, options: dict, quiet: bool) -> MeshDataset:
     """Render the meshes with a progress bar (one step a mesh, its name beside the bar)."""
-    from models.meshes import write_mesh_dataset
+    from models.data.meshes import write_mesh_dataset
 
     with progress_bar(quiet, "mesh") as bar:
         task_id = bar.add_task(f"mesh {category}", total=None, mesh="")

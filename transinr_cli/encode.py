@@ -74,9 +74,9 @@ def encode(
     as_json: JsonOption = False,
 ) -> None:
     """Encode images (or posed views) into .inr files: one forward pass, no gradient steps."""
-    from models.devices import resolve_device
-    from models.encoding import encode_image_file, encode_views_file
-    from models.inr_file import save_inr
+    from models.io.inr_file import save_inr
+    from models.tasks.devices import resolve_device
+    from models.tasks.encoding import encode_image_file, encode_views_file
     from transinr_cli.refine import refine_settings
 
     view_indices = parse_indices(views, "--views")
@@ -185,7 +185,7 @@ def check_inr_target(out: Path | None, several: bool) -> None:
 def image_targets(inputs: list[Path], out: Path | None) -> tuple[list[Path], list[Path]]:
     """Image files, and folders searched recursively for images, with the .inr each becomes:
     files as before; a folder's images under -o OUTDIR, mirroring the folder's layout."""
-    from models.data import IMAGE_SUFFIXES
+    from models.data.image_data import IMAGE_SUFFIXES
 
     sources, targets = [], []
     folders = [path for path in inputs if path.is_dir()]
@@ -222,7 +222,7 @@ def refine_all(encoded, inputs, steps: int, settings, device, quiet: bool) -> fl
     """Refine the encoded image INRs in place, with a progress bar; returns the seconds."""
     import time
 
-    from models.encoding import refine_encoded_images
+    from models.tasks.encoding import refine_encoded_images
 
     started = time.perf_counter()
     with progress_bar(quiet) as bar:

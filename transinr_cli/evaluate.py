@@ -51,9 +51,9 @@ def evaluate_nerf(
     follow_links: bool = False,
 ) -> None:
     """The layout of the paper's Tables 3 and 4: PSNR of full query renders, per view count."""
-    from models.evaluation import evaluate_views
-    from models.view_data import ViewDataset
-    from models.volume_rendering import check_ray_batch
+    from models.data.view_data import ViewDataset
+    from models.nerf.volume_rendering import check_ray_batch
+    from models.tasks.evaluation import evaluate_views
 
     config = checkpoint.config
     if support_views > config.max_views:
@@ -92,7 +92,7 @@ def evaluate_nerf(
         "refine_steps": result.refine_steps,
     }
     if baseline:
-        from models.evaluation import white_image_psnr
+        from models.tasks.evaluation import white_image_psnr
 
         summary["baseline_psnr"] = white_image_psnr(objects, len(objects))
     if as_json:
@@ -172,9 +172,9 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """PSNR of a meta-learner on a split, as the paper defines it (Tables 1-4)."""
-    from models.data import ImageDataset
-    from models.devices import resolve_device
-    from models.evaluation import evaluate_images
+    from models.data.image_data import ImageDataset
+    from models.tasks.devices import resolve_device
+    from models.tasks.evaluation import evaluate_images
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder")
@@ -246,8 +246,8 @@ def image_summary(checkpoint, result, dataset: str, data: Path, split: str, inpu
 
 def image_baseline(images, dataset: str, data: Path, input_size: int | None) -> float:
     """--baseline: bicubic upsampling of the small inputs, or the mean training image."""
-    from models.data import ImageDataset
-    from models.evaluation import bicubic_upscale_psnr, mean_image_psnr
+    from models.data.image_data import ImageDataset
+    from models.tasks.evaluation import bicubic_upscale_psnr, mean_image_psnr
 
     if input_size:
         return bicubic_upscale_psnr(images, input_size)

@@ -76,10 +76,10 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export an .inr file: a browser viewer (html), an ONNX graph, or a NeRF's mesh (ply, obj)."""
-    from models.devices import resolve_device
-    from models.export import ExportOptions, check_export, export_inr, format_of
-    from models.inr_file import load_inr
-    from models.safetensors_io import atomic_write
+    from models.io.inr_file import load_inr
+    from models.io.safetensors_io import atomic_write
+    from models.tasks.devices import resolve_device
+    from models.tasks.export import ExportOptions, check_export, export_inr, format_of
 
     chosen = format_of(fmt.value if fmt else None, out)
     check_options(chosen, resolution, threshold, extent, dtype)

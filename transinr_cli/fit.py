@@ -71,10 +71,10 @@ def fit(
     """Fit a randomly initialised INR to one image with Adam: the baseline encode replaces."""
     import dataclasses
 
-    from models.config import preset_config
-    from models.devices import resolve_device
-    from models.fitting import DEFAULT_LR, fit_image_file
-    from models.inr_file import save_inr
+    from models.core.config import preset_config
+    from models.io.inr_file import save_inr
+    from models.tasks.devices import resolve_device
+    from models.tasks.fitting import DEFAULT_LR, fit_image_file
 
     if size is not None and not 1 <= size <= MAX_FIT_SIZE:
         raise TransInrError(

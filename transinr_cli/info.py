@@ -19,10 +19,10 @@ def info(
     as_json: JsonOption = False,
 ) -> None:
     """Print an .inr file's (or checkpoint's) metadata and parameter count."""
-    from models.checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
-    from models.inr_file import load_inr
-    from models.inr_header import header_to_dict
-    from models.safetensors_io import peek_format
+    from models.io.checkpoint import FORMAT_NAME as CHECKPOINT_FORMAT
+    from models.io.inr_file import load_inr
+    from models.io.inr_header import header_to_dict
+    from models.io.safetensors_io import peek_format
 
     if not (path.is_dir() or peek_format(path) == CHECKPOINT_FORMAT):
         inr_file = load_inr(path)
@@ -36,7 +36,7 @@ def info(
             **header_to_dict(inr_file.header),
         }
     else:
-        from models.checkpoint import load_checkpoint
+        from models.io.checkpoint import load_checkpoint
 
         checkpoint = load_checkpoint(path)
         details = {

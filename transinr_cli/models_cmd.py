@@ -20,8 +20,8 @@ models_app = typer.Typer(
 
 def _local_models(runs: Path) -> list[dict]:
     """Checkpoints of local runs: RUNS/*/best.safetensors (or last), with their training state."""
-    from models.checkpoint import load_checkpoint
     from models.errors import TransInrError
+    from models.io.checkpoint import load_checkpoint
 
     found = []
     for run_dir in sorted(path for path in runs.glob("*") if path.is_dir()):
@@ -64,7 +64,7 @@ def models(
         return
     from dataclasses import asdict
 
-    from models.bundle import DEFAULT_MODELS, bundled_cards, bundled_dir
+    from models.io.bundle import DEFAULT_MODELS, bundled_cards, bundled_dir
 
     cards = bundled_cards()
     local = _local_models(runs) if runs.is_dir() else []
@@ -138,8 +138,8 @@ def export(
     """Write a slim copy of a checkpoint (weights only, float16 by default) for sharing."""
     import torch
 
-    from models.bundle import export_model
     from models.errors import TransInrError
+    from models.io.bundle import export_model
 
     dtypes = {"float16": torch.float16, "float32": torch.float32}
     if dtype not in dtypes:

@@ -36,7 +36,7 @@ VIDEO_SUFFIXES = (".gif", ".mp4")
 
 def image_bytes(array: np.ndarray, suffix: str) -> bytes:
     """Encode an (H, W, 3) RGB or (H, W) grey uint8 / uint16 array for a file name suffix."""
-    from models.images import encode_png
+    from models.io.images import encode_png
 
     if suffix == ".png":
         return encode_png(array)
@@ -54,7 +54,7 @@ def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
     import imageio.v3 as iio
     import numpy as np
 
-    from models.safetensors_io import atomic_write
+    from models.io.safetensors_io import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="transinr-video-") as folder:
         encoded = Path(folder) / f"orbit{target.suffix}"
@@ -116,8 +116,8 @@ def render(
 ) -> None:
     """Render an .inr file: an image at any resolution, or NeRF novel views and orbits."""
     from models.api import Inr, check_render_memory
-    from models.devices import resolve_device
-    from models.inr_file import load_inr
+    from models.io.inr_file import load_inr
+    from models.tasks.devices import resolve_device
 
     if bit_depth not in (8, 16):
         raise TransInrError(f"--bit-depth {bit_depth} is not supported; use 8 or 16")
@@ -181,7 +181,7 @@ def check_image_target(target: Path, bit_depth: int) -> None:
 
 
 def write_image(array: np.ndarray, target: Path) -> None:
-    from models.safetensors_io import atomic_write
+    from models.io.safetensors_io import atomic_write
 
     ensure_parent(target)
     atomic_write(target, image_bytes(array, target.suffix.lower()))
@@ -194,8 +194,8 @@ def render_nerf(
 ) -> tuple[list[str], int, int]:  # fmt: skip
     """Render one view (--pose, or azimuth / elevation / radius) or an orbit of a NeRF file."""
     from models.api import Inr, check_render_memory, check_view_size
-    from models.rays import check_camera_options, look_at_pose, read_pose_file
-    from models.volume_rendering import orbit_poses
+    from models.nerf.rays import check_camera_options, look_at_pose, read_pose_file
+    from models.nerf.volume_rendering import orbit_poses
 
     header = inr_file.header
     side = header.view_size if size is None else size

@@ -38,7 +38,7 @@ PAPER_NERF_PRESETS = ("chairs", "cars", "lamps", "chairs-2view", "cars-2view", "
 
 def print_summary(config, as_json: bool) -> None:
     """The --dry-run output: parameters per part and in total."""
-    from models.metalearner import build_meta_learner, parameter_breakdown
+    from models.core.metalearner import build_meta_learner, parameter_breakdown
 
     counts = parameter_breakdown(build_meta_learner(config))
     if as_json:
@@ -89,7 +89,7 @@ def check_rays(config, train_config, device) -> None:
 
     import torch
 
-    from models.volume_rendering import ray_batch_bytes
+    from models.nerf.volume_rendering import ray_batch_bytes
 
     rays = train_config.batch_size * train_config.rays_per_object
     needed = ray_batch_bytes(config.inr, config.samples, rays)
@@ -148,7 +148,7 @@ def nerf_sets(
 ) -> tuple:  # fmt: skip
     """The NeRF training and validation objects: --data, else (a new run) a generated
     synthetic set, made once by rank 0 and cached."""
-    from models import train_setup
+    from models.tasks import train_setup
 
     if train_config.support_views > config.max_views:
         raise TransInrError(
@@ -173,7 +173,7 @@ def nerf_sets(
 
 def image_sets(config, train_config, data, dataset: str, limit: int, reading: dict) -> tuple:
     """The training and validation images of --data (a resumed run's, without it)."""
-    from models import train_setup
+    from models.tasks import train_setup
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder (or use --dry-run)")
@@ -188,10 +188,10 @@ def train_with_progress(
     run_dir: Path, config, train_config, train_set, val_set, device, checkpoint, distributed,
     quiet: bool, keep: bool,
 ):  # fmt: skip
-    """models.training.train under a progress bar (steps, loss, PSNR, validation, speed),
+    """models.tasks.training.train under a progress bar (steps, loss, PSNR, validation, speed),
     stopping cleanly on SIGINT / SIGTERM; a failed new run leaves no run folder."""
-    from models.training import total_steps
-    from models.training import train as run_training
+    from models.tasks.training import total_steps
+    from models.tasks.training import train as run_training
 
     unit = "obj/s" if config.task == "nerf" else "img/s"
     steps_total = total_steps(train_config, len(train_set))
@@ -388,8 +388,8 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
-    from models import train_setup
-    from models.training import resolve_device, resolve_precision
+    from models.tasks import train_setup
+    from models.tasks.training import resolve_device, resolve_precision
 
     check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes)
     checkpoint = None
@@ -419,7 +419,7 @@ def train(
     if dry_run:
         print_summary(config, as_json)
         return
-    from models.distributed import from_environment
+    from models.tasks.distributed import from_environment
 
     distributed, torch_device = from_environment(resolve_device(device.value))
     quiet = quiet or not distributed.is_main  # only rank 0 shows progress and prints

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.checkpoint import Checkpoint, load_checkpoint
+from models.io.checkpoint import Checkpoint, load_checkpoint
 from transinr_cli.app import app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -44,13 +44,13 @@ from reliability_support import (
     stderr_of,
 )
 
-from models.checkpoint import load_checkpoint
-from models.config import preset_config
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.core.rendering import render_quantized
 from models.errors import TransInrError
-from models.inr import init_weights
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import NerfHeader
-from models.rendering import render_quantized
+from models.io.checkpoint import load_checkpoint
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import NerfHeader
 
 SCALE = float(os.environ.get("TRANSINR_FUZZ_EXAMPLES", "1"))
 STRICT = os.environ.get("TRANSINR_FUZZ_STRICT") == "1"
@@ -530,7 +530,7 @@ def raw_header(text: str) -> bytes:
 
 
 BUG_JSON_LOAD = (
-    "BUG models/inr_file.py read_safetensors_header (and peek_format, load_inr's and "
+    "BUG models/io/inr_file.py read_safetensors_header (and peek_format, load_inr's and "
     "load_checkpoint's metadata json.loads): deeply nested JSON raises RecursionError and a "
     "> 4300-digit integer raises a plain ValueError; only JSONDecodeError/UnicodeDecodeError are "
     "caught there. Fix: catch ValueError and RecursionError"
@@ -560,7 +560,7 @@ def test_bug_deep_json_in_the_metadata(tmp_path, small_inr, tiny_run):
 
 
 BUG_RENDER_INFO = (
-    "BUG models/inr_file.py check_info / transinr_cli/render.py render_nerf: a NeRF .inr with "
+    "BUG models/io/inr_file.py check_info / transinr_cli/render.py render_nerf: a NeRF .inr with "
     "'view_size' 0 or not a number, or 'camera_radius' not a number, loads, then render crashes "
     "(ZeroDivisionError / ValueError traceback). Fix: validate view_size (1..16384 int) and "
     "camera_radius (finite > 0) in check_info"
@@ -596,7 +596,7 @@ def test_bug_refine_with_a_fit_that_is_not_an_object(tmp_path, small_inr, image_
 
 
 BUG_UNHASHABLE_DTYPE = (
-    "BUG models/inr_file.py load_inr: `found[key].get('dtype') not in allowed` raises TypeError "
+    "BUG models/io/inr_file.py load_inr: `found[key].get('dtype') not in allowed` raises TypeError "
     "(unhashable type: 'list') when a tensor's dtype in the header is a list or an object. "
     "Fix: check isinstance(dtype, str) first"
 )
@@ -612,8 +612,8 @@ def test_bug_a_dtype_that_is_not_a_string(tmp_path, small_inr, dtype):
 
 
 BUG_MESSAGE_NEWLINES = (
-    "BUG models/inr_file.py read_safetensors_header / check_info / load_inr and "
-    "models/checkpoint.py load_checkpoint: strings from the file (a tensor name, its dtype, the "
+    "BUG models/io/inr_file.py read_safetensors_header / check_info / load_inr and "
+    "models/io/checkpoint.py load_checkpoint: strings from the file (a tensor name, its dtype, the "
     "task) go into the error message unescaped, so a name with a line break gives a message on "
     "several lines (the CLI promises one). Fix: format them with !r"
 )

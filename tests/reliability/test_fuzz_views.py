@@ -33,10 +33,10 @@ from PIL import Image
 from reliability_support import invoke, lines_of, png_bytes, png_claiming, stderr_of
 from test_fuzz_files import MEMORY, RAW, RAW_TAG, dumps, fuzz_settings, junk, walk
 
+from models.data.view_data import ViewDataset, load_views
 from models.errors import TransInrError
-from models.inr_header import NerfHeader
-from models.rays import look_at_pose
-from models.view_data import ViewDataset, load_views
+from models.io.inr_header import NerfHeader
+from models.nerf.rays import look_at_pose
 
 MEMORY_SLACK = 200 << 20  # bytes one example may grow the process by
 WATCHDOG_S = 240
@@ -345,9 +345,9 @@ def test_fuzz_views_through_encode(originals, tmp_path, tally, nerf_checkpoint):
 
 @pytest.fixture(scope="module")
 def nerf_checkpoint(tmp_path_factory) -> Path:
-    from models.checkpoint import save_checkpoint
-    from models.config import preset_config
-    from models.metalearner import TransInr
+    from models.core.config import preset_config
+    from models.core.metalearner import TransInr
+    from models.io.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     config = preset_config("tiny", "nerf")

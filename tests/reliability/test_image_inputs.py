@@ -21,11 +21,11 @@ from reliability_support import (
 )
 from support import synthetic_image
 
-from models.images import DEFAULT_MAX_PIXELS, encode_png, load_image
-from models.inr_file import load_inr
+from models.io.images import DEFAULT_MAX_PIXELS, encode_png, load_image
+from models.io.inr_file import load_inr
 
 BUG_PIL_LIMIT = (
-    "BUG models/images.py load_image: Pillow's own bomb check runs first at Image.open: over "
+    "BUG models/io/images.py load_image: Pillow's own bomb check runs first at Image.open: over "
     "2 x Image.MAX_IMAGE_PIXELS (178,956,970) it raises DecompressionBombError, reported as "
     "'cannot read image ... (Image size ... could be decompression bomb DOS attack.); is it "
     "truncated?' without our limit; between 89,478,485 and that, the DecompressionBombWarning "

@@ -35,7 +35,7 @@ def python_files() -> list[Path]:
 
 def test_the_scan_covers_the_code():
     names = {p.relative_to(REPO_ROOT).as_posix() for p in python_files()}
-    for expected in ("models/checkpoint.py", "models/inr_file.py", "transinr_cli/train.py",
+    for expected in ("models/io/checkpoint.py", "models/io/inr_file.py", "transinr_cli/train.py",
                      "bench/speed.py", "tests/conftest.py"):  # fmt: skip
         assert expected in names
     assert "tests/reliability/test_no_pickle.py" not in names

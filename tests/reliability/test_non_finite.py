@@ -17,12 +17,12 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models import objectives
-from models.checkpoint import load_checkpoint, save_checkpoint
-from models.config import preset_config
-from models.data import ImageDataset
+from models.core.config import preset_config
+from models.data.image_data import ImageDataset
 from models.errors import TransInrError
-from models.training import train
+from models.io.checkpoint import load_checkpoint, save_checkpoint
+from models.tasks import objectives
+from models.tasks.training import train
 
 
 def train_tiny_in_process(run, image_folder, steps: int = 6):

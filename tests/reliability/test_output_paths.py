@@ -18,10 +18,10 @@ from reliability_support import (
     temporaries,
 )
 
-from models.inr_file import atomic_write, inr_bytes, load_inr
+from models.io.inr_file import atomic_write, inr_bytes, load_inr
 
 BUG_NONDETERMINISTIC = (
-    "BUG models/inr_file.py inr_bytes and models/checkpoint.py checkpoint_bytes: safetensors "
+    "BUG models/io/inr_file.py inr_bytes and models/io/checkpoint.py checkpoint_bytes: safetensors "
     "(0.8, Rust HashMap) writes the __metadata__ keys in a random order, so the same weights "
     "give different file bytes from call to call (not reproducible, not comparable by hash). "
     "Fix: write the header with json.dumps(sort_keys=True), or re-serialise save()'s header"

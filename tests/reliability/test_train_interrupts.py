@@ -35,10 +35,10 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models.checkpoint import load_checkpoint
-from models.config import preset_config
-from models.data import ImageDataset
-from models.training import train
+from models.core.config import preset_config
+from models.data.image_data import ImageDataset
+from models.io.checkpoint import load_checkpoint
+from models.tasks.training import train
 from transinr_cli.train import stop_on_signals
 
 RESUME_HINT = re.compile(

@@ -22,13 +22,13 @@ from PIL import Image
 from reliability_support import assert_fails, assert_ok, invoke, png_claiming
 from test_fuzz_files import MEMORY
 
-from models.checkpoint import save_checkpoint
-from models.config import INRConfig, preset_config
-from models.inr import init_weights
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import NerfHeader
-from models.metalearner import TransInr
-from models.rays import look_at_pose
+from models.core.config import INRConfig, preset_config
+from models.core.inr import init_weights
+from models.core.metalearner import TransInr
+from models.io.checkpoint import save_checkpoint
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import NerfHeader
+from models.nerf.rays import look_at_pose
 
 MEMORY_LIMIT = 500 << 20  # bytes a refused case may grow the process by (the goal: < 2 GB)
 WATCHDOG_S = 240

@@ -26,16 +26,16 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models.config import preset_config
-from models.data import ImageDataset
+from models.core.config import preset_config
+from models.core.inr import init_weights
+from models.data.image_data import ImageDataset
 from models.errors import TransInrError
-from models.inr import init_weights
-from models.inr_file import InrFile, load_inr, save_inr
-from models.inr_header import NerfHeader
-from models.training import train
+from models.io.inr_file import InrFile, load_inr, save_inr
+from models.io.inr_header import NerfHeader
+from models.tasks.training import train
 
 BUG_MKSTEMP = (
-    "BUG models/inr_file.py atomic_write: when the temporary file cannot be created (read-only "
+    "BUG models/io/inr_file.py atomic_write: when the temporary file cannot be created (read-only "
     "folder, EACCES/ENOSPC at mkstemp) the message is '...; check the folder' and does not say "
     "that the previous file is intact"
 )
@@ -45,7 +45,7 @@ BUG_ORBIT = (
     "is also not fsynced before the rename"
 )
 BUG_DIR_FSYNC = (
-    "BUG models/inr_file.py atomic_write: an OSError from fsync of the folder, after os.replace "
+    "BUG models/io/inr_file.py atomic_write: an OSError from fsync of the folder, after os.replace "
     "has already put the new file in place, is reported as 'the previous file is intact' (or, "
     "for a new file, also 'the previous file is intact' as the path now exists): the claim is "
     "false"

@@ -1,0 +1,354 @@
+"""Model configurations as dataclasses, written as JSON, and the named presets.
+
+The `celeba` and `imagenette` presets reproduce the paper's image-regression model (Sec. 4.1) to
+the parameter (44,462,851); the smaller presets are for CPUs and tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+
+from models.errors import TransInrError
+
+
+def typed_fields(cls: type, data: object, what: str) -> dict:
+    """Check a JSON object against a dataclass's field types (int, float, bool, str)."""
+    if not isinstance(data, dict):
+        raise TransInrError(f"{what} is not a JSON object; the file is corrupt")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(data) - set(hints))
+    if unknown:
+        raise TransInrError(
+            f"{what} has unknown fields {unknown}; it was written by a newer transinr: upgrade"
+        )
+    for name, value in data.items():
+        expected = hints[name]
+        if expected is float:
+            valid = isinstance(value, int | float) and not isinstance(value, bool)
+            valid = valid and math.isfinite(value)
+        elif expected in (int, bool, str):
+            valid = isinstance(value, expected) and (
+                expected is bool or not isinstance(value, bool)
+            )
+        else:
+            continue
+        if not valid:
+            raise TransInrError(f"{what}: '{name}' is {value!r}, not a {expected.__name__}")
+    return data
+
+
+@dataclass
+class INRConfig:
+    """An MLP over Fourier features of coordinates: `depth` linear layers, ReLU between them.
+
+    `activation` "sine" is a SIREN (sin(30 (x W + b)) between layers, models/core/inr.py);
+    `fourier_count` 0 (sine only) feeds the raw coordinates in (-1, 1) instead of features.
+    """
+
+    coord_dim: int = 2
+    fourier_count: int = 64  # frequencies per coordinate
+    fourier_max: float = 1024.0  # frequencies exp(linspace(0, ln fourier_max, fourier_count))
+    fourier_pi: bool = True  # features cos(pi x w), sin(pi x w) (image INR) or cos(x w), sin(x w)
+    depth: int = 5  # linear layers, the last one is the output layer
+    width: int = 256
+    out_dim: int = 3
+    out_bias: float = 0.5
+    activation: str = "relu"  # one of ACTIVATIONS
+
+    ACTIVATIONS = ("relu", "sine")  # not a field (no annotation); sine: SIREN, models/core/inr.py
+
+    @property
+    def in_dim(self) -> int:
+        """Fourier features [cos, sin] per coordinate and frequency; raw coordinates if none."""
+        return 2 * self.coord_dim * self.fourier_count if self.fourier_count else self.coord_dim
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of each linear layer; its weight-and-bias matrix has shape (in + 1, out)."""
+        dims = [self.in_dim] + [self.width] * (self.depth - 1) + [self.out_dim]
+        return list(zip(dims[:-1], dims[1:], strict=True))
+
+    def parameter_count(self) -> int:
+        return sum((fan_in + 1) * fan_out for fan_in, fan_out in self.layer_shapes())
+
+    @classmethod
+    def from_dict(cls, data: object, what: str = "INR config") -> INRConfig:
+        """Build from JSON, checking types and ranges (files may be corrupt or hostile)."""
+        config = cls(**typed_fields(cls, data, what))
+        limits = {"coord_dim": 3, "fourier_count": 1024, "depth": 64, "width": 8192, "out_dim": 64}
+        raw_coordinates = config.activation == "sine" and config.fourier_count == 0
+        for name, limit in limits.items():
+            if not 1 <= getattr(config, name) <= limit and not (
+                name == "fourier_count" and raw_coordinates
+            ):
+                raise TransInrError(f"{what}: '{name}' must be 1 to {limit}; the file is corrupt")
+        if (
+            config.depth < 2
+            or not 0 < config.fourier_max <= 1e6
+            or config.activation not in cls.ACTIVATIONS
+        ):
+            raise TransInrError(f"{what}: unsupported architecture; the file is corrupt")
+        return config
+
+
+@dataclass
+class RaySampling:
+    """Where along each ray a NeRF is sampled: `samples` depths from near to far (Sec. 4.2)."""
+
+    near: float = 2.0
+    far: float = 6.0
+    samples: int = 128
+
+
+@dataclass
+class ModelConfig:
+    """A Trans-INR meta-learner: tokenizer, Transformer encoder, hypernetwork and target INR."""
+
+    task: str = "image"
+    # Tokenizer (Sec. 3.3): zero padding, P x P patches, Linear + learned positional embedding.
+    # `padding` is the zero padding added per axis, split padding // 2 before and the rest after:
+    # 178 + 2 (1 each side) -> 180 in the paper; 89 + 1 (after) -> 90 for celeba-89.
+    image_size: int = 178
+    padding: int = 2
+    patch_size: int = 9
+    channels: int = 3  # 3 for images; 9 for views: [rgb, ray origin, ray direction]
+    positional_embedding: bool = True  # images: one learned vector per patch; views: none
+    max_views: int = 1  # views a NeRF model accepts at once (N views -> N x patch_count tokens)
+    # Volume rendering of NeRF INRs (Sec. 4.2): samples per ray between near and far.
+    near: float = 2.0
+    far: float = 6.0
+    samples: int = 128
+    # Transformer encoder (pre-norm).
+    dim: int = 768
+    depth: int = 6
+    heads: int = 12
+    head_dim: int = 64
+    ff_dim: int = 3072
+    # Hypernetwork (Sec. 3.4): weight tokens per layer = min(groups, layer out width).
+    groups: int = 64
+    inr: INRConfig = field(default_factory=INRConfig)
+    preset: str = "custom"
+    # The meta-learner (Sec. 4 baselines): "trans-inr"; "single-vector", one weight token whose
+    # output modulates every layer (G = 1), the bottleneck the paper argues against; or
+    # "learned-init" (Tancik et al. 2021), a learned INR initialisation adapted per sample by
+    # `inner_steps` SGD steps of `inner_lr` (MAML; `first_order` drops second derivatives);
+    # "ipc" (Kim et al. 2023), one low-rank generated layer (`ipc_layer`, rank = `groups`),
+    # every other weight shared (models/core/hypernetwork.py).
+    method: str = "trans-inr"
+    ipc_layer: int = 1  # "ipc": the one generated INR layer (ginr-ipc's image configs: 1)
+    inner_steps: int = 2
+    inner_lr: float = 1.0  # SGD on the full-image MSE: 1.0 beat 0.01, 0.3 and 3 in a trial
+    first_order: bool = False
+
+    @property
+    def patch_grid(self) -> int:
+        return (self.image_size + self.padding) // self.patch_size
+
+    @property
+    def data_token_count(self) -> int:
+        return self.patch_grid**2
+
+    @property
+    def sampling(self) -> RaySampling:
+        """The volume-rendering sampling of a NeRF model (near, far, samples)."""
+        return RaySampling(self.near, self.far, self.samples)
+
+    def group_counts(self) -> list[int]:
+        if self.method == "single-vector":
+            return [1] * self.inr.depth
+        if self.method == "ipc":
+            return [self.groups if i == self.ipc_layer else 0 for i in range(self.inr.depth)]
+        return [min(self.groups, fan_out) for _, fan_out in self.inr.layer_shapes()]
+
+    @property
+    def weight_token_count(self) -> int:
+        return 1 if self.method == "single-vector" else sum(self.group_counts())
+
+    def validate(self) -> ModelConfig:
+        padded = self.image_size + self.padding
+        if self.image_size < 1 or padded % self.patch_size != 0:
+            raise TransInrError(
+                f"image size {self.image_size} + padding {self.padding} is not a multiple of "
+                f"patch size {self.patch_size}; change the image size, padding or patch size"
+            )
+        if self.groups < 1 or self.groups > self.inr.width:
+            raise TransInrError(
+                f"--groups {self.groups} is out of range; use 1 to the INR width ({self.inr.width})"
+            )
+        if self.inr.depth < 2:
+            raise TransInrError("the INR needs at least 2 layers; use a preset or depth >= 2")
+        if self.method not in METHODS:
+            raise TransInrError(
+                f"unknown --method '{self.method}'; choose one of: {', '.join(METHODS)}"
+            )
+        if self.method == "ipc" and not 0 <= self.ipc_layer < self.inr.depth:
+            raise TransInrError(
+                f"ipc layer {self.ipc_layer} is out of range; use 0 to {self.inr.depth - 1}"
+            )
+        if not 1 <= self.inner_steps <= 100:
+            raise TransInrError(f"--inner-steps {self.inner_steps} is out of range; use 1 to 100")
+        if not 0 < self.inner_lr <= 1e3:  # also rejects NaN
+            raise TransInrError(f"--inner-lr {self.inner_lr} is out of range; use (0, 1000]")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: object) -> ModelConfig:
+        """Build from JSON, checking types and ranges (files may be corrupt or hostile)."""
+        values = dict(typed_fields(cls, data, "model config"))
+        values["inr"] = INRConfig.from_dict(values.get("inr", {}), "model config 'inr'")
+        config = cls(**values)
+        sizes = {
+            "image_size": 4096,
+            "patch_size": 256,
+            "channels": 64,
+            "dim": 16384,
+            "depth": 256,
+            "heads": 256,
+            "head_dim": 1024,
+            "ff_dim": 65536,
+        }
+        for name, limit in sizes.items():
+            if not 1 <= getattr(config, name) <= limit:
+                raise TransInrError(f"model config: '{name}' must be 1 to {limit}; is it corrupt?")
+        if config.method not in METHODS or not 1 <= config.inner_steps <= 100:
+            raise TransInrError("model config: unknown method or inner steps; is it corrupt?")
+        if not 0 < config.inner_lr <= 1e3:
+            raise TransInrError("model config: 'inner_lr' is out of range; is it corrupt?")
+        if config.task not in TASKS or not 1 <= config.max_views <= 64:
+            raise TransInrError("model config: unknown task or view count; is it corrupt?")
+        if not (0 < config.near < config.far <= 1e4 and 1 <= config.samples <= 4096):
+            raise TransInrError("model config: bad near / far / samples; is it corrupt?")
+        if not 0 <= config.padding < config.patch_size:
+            raise TransInrError("model config: 'padding' is out of range; is it corrupt?")
+        return config.validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _paper_image(preset: str) -> ModelConfig:
+    return ModelConfig(preset=preset)
+
+
+NERF_INR = INRConfig(
+    coord_dim=3,
+    fourier_count=20,
+    fourier_max=256.0,
+    fourier_pi=False,
+    depth=6,
+    width=256,
+    out_dim=4,
+    out_bias=0.0,
+)  # 20 frequencies 2^linspace(0, 8, 20) of xyz, sin and cos; density and colour out
+
+
+def _paper_nerf(preset: str) -> ModelConfig:
+    """The paper's view-synthesis model (ShapeNet, 128 x 128 views): 44,463,484 parameters."""
+    return ModelConfig(
+        task="nerf",
+        preset=preset,
+        image_size=128,
+        padding=0,
+        patch_size=8,
+        channels=9,
+        positional_embedding=False,
+        max_views=8,
+        groups=32,
+        inr=dataclasses.replace(NERF_INR),
+    )
+
+
+IMAGE_PRESETS: dict[str, ModelConfig] = {
+    # The paper's image-regression model (CelebA and Imagenette at 178 x 178): 44,462,851 params.
+    "celeba": _paper_image("celeba"),
+    "imagenette": _paper_image("imagenette"),
+    # celeba-89: the half-resolution CelebA subset; crop 89, pad 1, patch 9 -> 100 tokens.
+    "celeba89": ModelConfig(
+        preset="celeba89",
+        image_size=89,
+        padding=1,
+        dim=256,
+        depth=4,  # 4 layers matched 6 per step in a 200-step trial, at 70% of the compute
+        heads=8,
+        head_dim=32,
+        ff_dim=1024,
+        groups=32,
+        inr=INRConfig(fourier_count=64, fourier_max=31.15, depth=5, width=128),
+    ),
+    # tiny: tests and quick trials; one training step takes well under a second on a CPU.
+    "tiny": ModelConfig(
+        preset="tiny",
+        image_size=32,
+        padding=0,
+        patch_size=8,
+        dim=64,
+        depth=2,
+        heads=4,
+        head_dim=16,
+        ff_dim=128,
+        groups=8,
+        inr=INRConfig(fourier_count=16, fourier_max=11.2, depth=3, width=32),
+    ),
+}
+
+NERF_PRESETS: dict[str, ModelConfig] = {
+    **{name: _paper_nerf(name) for name in ("chairs", "cars", "lamps")},
+    # The -2view presets are the same model, trained and evaluated with 2 support views.
+    **{f"{name}-2view": _paper_nerf(f"{name}-2view") for name in ("chairs", "cars", "lamps")},
+    # small: a CPU model; views are tokenized at 64 x 64 (64 tokens each).
+    "small": dataclasses.replace(
+        _paper_nerf("small"),
+        image_size=64,
+        samples=64,
+        dim=256,
+        depth=4,
+        heads=8,
+        head_dim=32,
+        ff_dim=1024,
+        groups=16,
+        inr=dataclasses.replace(NERF_INR, width=128),
+    ),
+    # tiny: tests and quick trials.
+    "tiny": dataclasses.replace(
+        _paper_nerf("tiny"),
+        image_size=32,
+        max_views=4,
+        samples=32,
+        dim=64,
+        depth=2,
+        heads=4,
+        head_dim=16,
+        ff_dim=128,
+        groups=8,
+        inr=dataclasses.replace(NERF_INR, fourier_count=8, depth=4, width=64),
+    ),
+}
+
+METHODS = ("trans-inr", "single-vector", "learned-init", "ipc")
+PRESETS: dict[str, dict[str, ModelConfig]] = {"image": IMAGE_PRESETS, "nerf": NERF_PRESETS}
+TASKS = tuple(PRESETS)
+
+
+def preset_config(name: str, task: str = "image", **overrides) -> ModelConfig:
+    """A copy of preset `name` of `task`, with overrides (e.g. groups=16) applied and checked."""
+    if task not in PRESETS:
+        raise TransInrError(f"unknown task '{task}'; choose one of: {', '.join(TASKS)}")
+    presets = PRESETS[task]
+    if name not in presets:
+        raise TransInrError(
+            f"unknown preset '{name}' for --task {task}; choose one of: {', '.join(presets)}"
+        )
+    config = dataclasses.replace(presets[name], inr=dataclasses.replace(presets[name].inr))
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(config, key, value)
+    if config.method == "ipc" and overrides.get("groups") is None:
+        config.groups = config.inr.width  # rank = width, as ginr-ipc's 256 at width 256
+    return config.validate()
