@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from experiments import plot  # noqa: E402
-from models.core.config import preset_config  # noqa: E402
+from models.core.presets import preset_config  # noqa: E402
 from models.data.image_data import ImageDataset  # noqa: E402
 from models.io.checkpoint import load_checkpoint  # noqa: E402
 from models.tasks.evaluation import evaluate_images  # noqa: E402

@@ -63,9 +63,10 @@ from rich.table import Table
 from torch.utils.data import default_collate
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.core.config import INRConfig, ModelConfig, preset_config
+from models.core.config import INRConfig, ModelConfig
 from models.core.inr import INRWeights, flops_per_point
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.core.rendering import render_quantized
 from models.data.synth import CAMERA_ANGLE_X, write_dataset
 from models.data.view_data import PosedViews, ViewDataset

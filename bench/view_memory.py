@@ -71,8 +71,8 @@ def tiny_nerf_model(path: Path) -> Path:
     """An untrained `tiny` NeRF meta-learner, saved as a checkpoint."""
     import torch
 
-    from models.core.config import preset_config
     from models.core.metalearner import TransInr
+    from models.core.presets import preset_config
     from models.io.checkpoint import save_checkpoint
 
     torch.manual_seed(0)

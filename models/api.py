@@ -350,9 +350,10 @@ def train(
     train_config,
     device: str = "auto",
 ):
-    """Train a meta-learner (an image or NeRF `ModelConfig` from `preset_config`, a
-    `TrainConfig` from `recipe`) on the data set `train_config.data`; checkpoints in `run_dir`.
-    Returns the TrainResult (steps, validation PSNR history, seconds)."""
+    """Train a meta-learner (an image or NeRF `ModelConfig` from models.core.presets'
+    `preset_config`, a `TrainConfig` from models.tasks.training's `recipe`) on the data set
+    `train_config.data`; checkpoints in `run_dir`. Returns the TrainResult (steps, validation
+    PSNR history, seconds)."""
     from models.data.image_data import ImageDataset
     from models.tasks.training import train as train_loop
 

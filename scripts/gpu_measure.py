@@ -42,8 +42,8 @@ if str(REPO) not in sys.path:
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from models.core.config import preset_config  # noqa: E402
 from models.core.metalearner import TransInr  # noqa: E402
+from models.core.presets import preset_config  # noqa: E402
 from models.core.rendering import psnr, render_image, render_quantized  # noqa: E402
 from models.data.view_data import load_views, views_to_tokens_input  # noqa: E402
 from models.io.bundle import bundled_dir  # noqa: E402

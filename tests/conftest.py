@@ -13,8 +13,9 @@ import pytest
 import torch
 from support import make_image_folder, train_tiny
 
-from models.core.config import ModelConfig, preset_config
+from models.core.config import ModelConfig
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.io.checkpoint import Checkpoint, load_checkpoint
 
 # One intra-op thread: the tiny models gain nothing from more, and with 2 threads on 2 busy cores

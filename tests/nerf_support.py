@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from models.core.config import preset_config
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.data.synth import CAMERA_ANGLE_X, write_dataset
 from models.data.view_data import ViewDataset, object_folders
 from models.io.checkpoint import save_checkpoint

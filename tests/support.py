@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.tasks.training import TrainConfig, recipe, train
 

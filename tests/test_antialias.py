@@ -11,9 +11,10 @@ import torch
 from support import tiny_train_config
 
 from models.core.antialias import axis_gains, highest_frequency_ratio, render_gains
-from models.core.config import IMAGE_PRESETS, INRConfig, preset_config
+from models.core.config import INRConfig
 from models.core.inr import fourier_frequencies, image_inr
 from models.core.inr import init_weights as fresh_weights
+from models.core.presets import IMAGE_PRESETS, preset_config
 from models.core.rendering import coordinate_grid, pixel_centres, render_image
 from models.data.image_data import ImageDataset
 from models.errors import TransInrError
@@ -30,9 +31,9 @@ def weights():
 
 def test_cpu_presets_keep_every_frequency_below_the_input_nyquist_rate():
     for name in ("celeba89", "tiny"):
-        config = IMAGE_PRESETS[name]
+        config = IMAGE_PRESETS[name].model
         assert highest_frequency_ratio(config.inr, config.image_size) < 0.9, name
-    paper = IMAGE_PRESETS["celeba"]  # the paper's 1024 pi at 178 px: far above, kept faithful
+    paper = IMAGE_PRESETS["celeba"].model  # the paper's 1024 pi at 178 px: far above, kept faithful
     assert highest_frequency_ratio(paper.inr, paper.image_size) > 10
 
 

@@ -15,7 +15,7 @@ import torch
 from support import REPO_ROOT
 
 from models import api
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.errors import TransInrError
 from models.tasks.training import recipe
 

@@ -10,8 +10,8 @@ from nerf_support import assert_fails, assert_ok, invoke, json_of
 from PIL import Image
 from support import synthetic_image, write_png
 
-from models.core.config import preset_config
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.io.checkpoint import save_checkpoint
 from models.tasks.attention_maps import (
     attention_figure,

@@ -12,8 +12,9 @@ from support import REPO_ROOT
 from test_cli import assert_fails, assert_ok, invoke, json_of
 
 from models.core.baselines import LearnedInit
-from models.core.config import ModelConfig, preset_config
+from models.core.config import ModelConfig
 from models.core.metalearner import TransInr, build_meta_learner, parameter_breakdown
+from models.core.presets import preset_config
 from models.core.rendering import render_pixels
 from models.errors import TransInrError
 from models.io.checkpoint import load_checkpoint, save_checkpoint

@@ -10,9 +10,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.errors import TransInrError
 from models.io.checkpoint import load_checkpoint, save_checkpoint
 from models.io.inr_file import InrFile, save_inr

@@ -21,8 +21,8 @@ from safetensors.torch import save_file
 from support import REPO_ROOT, synthetic_image, write_png
 from typer.testing import CliRunner
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
+from models.core.presets import preset_config
 from models.data.image_data import folder_files
 from models.io.checkpoint import load_checkpoint
 from models.io.inr_file import InrFile, load_inr, save_inr

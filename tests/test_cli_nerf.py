@@ -27,8 +27,9 @@ from nerf_support import (
 )
 from PIL import Image
 
-from models.core.config import RaySampling, preset_config
+from models.core.config import RaySampling
 from models.core.inr import init_weights
+from models.core.presets import preset_config
 from models.data.synth import CAMERA_ANGLE_X
 from models.io.checkpoint import load_checkpoint
 from models.io.inr_file import InrFile, load_inr, save_inr

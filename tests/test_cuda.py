@@ -24,9 +24,10 @@ from test_distributed import weights as run_weights
 from test_refine_and_training import distinct_weights, smooth_images
 
 from models.core.antialias import render_gains
-from models.core.config import RaySampling, preset_config
+from models.core.config import RaySampling
 from models.core.inr import init_weights
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.core.rendering import render_image, render_quantized
 from models.data.image_data import ImageDataset
 from models.data.view_data import load_views

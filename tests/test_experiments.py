@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.core.config import preset_config
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.io.checkpoint import save_checkpoint
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "experiments.py"

@@ -13,7 +13,7 @@ from PIL import Image
 from support import synthetic_image, write_png
 from test_cli import assert_fails, assert_ok, invoke, json_of
 
-from models.core.config import INRConfig, preset_config
+from models.core.config import INRConfig
 from models.core.inr import (
     SINE_OMEGA,
     fourier_features,
@@ -22,6 +22,7 @@ from models.core.inr import (
     image_inr,
     init_weights,
 )
+from models.core.presets import preset_config
 from models.core.rendering import coordinate_grid, pixel_centres, render_image
 from models.errors import TransInrError
 from models.io.inr_file import InrFile, load_inr, save_inr

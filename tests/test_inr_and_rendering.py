@@ -12,9 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models.core.config import INRConfig, preset_config
+from models.core.config import INRConfig
 from models.core.inr import fourier_features, fourier_frequencies, grid_image_inr, image_inr
 from models.core.inr import init_weights as fresh_weights
+from models.core.presets import preset_config
 from models.core.rendering import (
     coordinate_grid,
     pixel_centres,

@@ -12,8 +12,8 @@ import torch
 from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
+from models.core.presets import preset_config
 from models.core.rendering import render_image, render_quantized
 from models.errors import TransInrError
 from models.io.images import FitInfo

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from models.core.config import preset_config
 from models.core.metalearner import build_meta_learner, parameter_breakdown
+from models.core.presets import preset_config
 from models.core.rendering import render_pixels
 
 

@@ -6,12 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.core.config import IMAGE_PRESETS, preset_config
+from models.core.config import TASKS
 from models.core.hypernetwork import HyperNetwork, group_modulate
 from models.core.metalearner import TransInr, parameter_breakdown
+from models.core.presets import IMAGE_PRESETS, PRESETS, preset_config
 from models.core.tokenizers import ImageTokenizer, image_to_patches
 from models.core.transformer import Attention, TransformerEncoder, naive_attention
 from models.errors import TransInrError
+from models.tasks.training import TrainConfig, recipe
 
 PAPER_BREAKDOWN = {
     "tokenizer": 494_592,
@@ -170,6 +172,21 @@ def test_hypernetwork_uses_the_last_weight_token_outputs():
 def test_groups_out_of_range_are_refused(groups):
     with pytest.raises(TransInrError, match="groups"):
         preset_config("tiny", groups=groups)
+
+
+def test_each_preset_is_one_entry_holding_its_model_and_its_recipe():
+    assert tuple(PRESETS) == TASKS
+    for task, presets in PRESETS.items():
+        for name, preset in presets.items():
+            assert preset_config(name, task) == preset.model
+            assert (preset.model.task, preset.model.preset) == (task, name)
+            train_config = recipe(name, task)
+            for key, value in preset.recipe.items():
+                assert getattr(train_config, key) == value, (task, name, key)
+    assert recipe("celeba").epochs == 30.0 and recipe("imagenette").epochs == 400.0
+    assert recipe("chairs-2view", "nerf").support_views == 2
+    assert recipe("custom", lr=0.5) == TrainConfig(lr=0.5)  # no preset: the defaults
+    assert recipe("tiny", lr=None).lr == PRESETS["image"]["tiny"].recipe["lr"]
 
 
 def test_unknown_preset_is_refused():

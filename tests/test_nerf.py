@@ -22,9 +22,10 @@ from nerf_support import (
 )
 from PIL import Image
 
-from models.core.config import RaySampling, preset_config
+from models.core.config import RaySampling
 from models.core.inr import init_weights
 from models.core.metalearner import TransInr, parameter_breakdown
+from models.core.presets import preset_config
 from models.core.tokenizers import ViewTokenizer
 from models.data import synth
 from models.data.view_data import (

@@ -9,9 +9,9 @@ import pytest
 import torch
 from support import tiny_train_config
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.errors import TransInrError
 from models.io.checkpoint import load_checkpoint

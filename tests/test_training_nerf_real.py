@@ -3,7 +3,7 @@ objects must beat the all-white baseline by a stated margin."""
 
 import torch
 
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.data.synth import write_dataset
 from models.data.view_data import ViewDataset
 from models.tasks.evaluation import white_image_psnr

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.tasks.evaluation import mean_image_psnr
 from models.tasks.training import recipe, resolve_device, train

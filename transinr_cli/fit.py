@@ -71,7 +71,7 @@ def fit(
     """Fit a randomly initialised INR to one image with Adam: the baseline encode replaces."""
     import dataclasses
 
-    from models.core.config import preset_config
+    from models.core.presets import preset_config
     from models.io.inr_file import save_inr
     from models.tasks.devices import resolve_device
     from models.tasks.fitting import DEFAULT_LR, fit_image_file

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.core.config import ModelConfig, preset_config
+from models.core.config import ModelConfig
+from models.core.presets import preset_config
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, load_checkpoint
 from models.tasks.training import TrainConfig, recipe

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from models.core.config import ModelConfig
 from models.core.metalearner import build_meta_learner
+from models.core.presets import preset_recipe
 from models.data.image_data import EpochSampler, guarded_loader
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, save_checkpoint
@@ -447,44 +448,8 @@ def train(
     )
 
 
-# Default training recipes per task and preset: the paper's for the paper presets (Adam 1e-4;
-# images: batch 16, CelebA 30 epochs, Imagenette 400; views: batch 32 objects, 1000 epochs,
-# 128 rays per object), faster ones for the CPU presets.
-_PAPER_NERF = {"epochs": 1000.0, "batch_size": 32, "lr": 1e-4, "support_views": 1}
-RECIPES: dict[str, dict[str, dict]] = {
-    "image": {
-        "celeba": {"epochs": 30.0, "batch_size": 16, "lr": 1e-4},
-        "imagenette": {"epochs": 400.0, "batch_size": 16, "lr": 1e-4},
-        "celeba89": {
-            "epochs": 30.0,
-            "batch_size": 16,
-            "lr": 1e-3,
-            "warmup_steps": 100,
-            "coordinates": "continuous",
-            "flat_images": 0.0625,  # one image of 16: plain inputs encode plain (no ghost face)
-        },
-        "tiny": {
-            "epochs": 1.0,
-            "batch_size": 16,
-            "lr": 3e-3,
-            "warmup_steps": 30,
-            "coordinates": "continuous",
-        },
-    },
-    "nerf": {
-        **{name: dict(_PAPER_NERF) for name in ("chairs", "cars", "lamps")},
-        **{
-            f"{name}-2view": {**_PAPER_NERF, "support_views": 2}
-            for name in ("chairs", "cars", "lamps")
-        },
-        "small": {"epochs": 200.0, "batch_size": 8, "lr": 3e-4, "warmup_steps": 100},
-        "tiny": {"epochs": 20.0, "batch_size": 4, "lr": 1e-3, "warmup_steps": 20, "val_images": 2},
-    },
-}
-
-
 def recipe(preset: str, task: str = "image", **overrides) -> TrainConfig:
-    """The preset's default recipe with the given (non-None) overrides."""
-    values = dict(RECIPES.get(task, {}).get(preset, {}))
+    """The preset's recipe (models/core/presets.py) with the given (non-None) overrides."""
+    values = preset_recipe(preset, task)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)

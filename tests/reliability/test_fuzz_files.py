@@ -44,8 +44,8 @@ from reliability_support import (
     stderr_of,
 )
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
+from models.core.presets import preset_config
 from models.core.rendering import render_quantized
 from models.errors import TransInrError
 from models.io.checkpoint import load_checkpoint

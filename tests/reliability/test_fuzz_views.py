@@ -345,8 +345,8 @@ def test_fuzz_views_through_encode(originals, tmp_path, tally, nerf_checkpoint):
 
 @pytest.fixture(scope="module")
 def nerf_checkpoint(tmp_path_factory) -> Path:
-    from models.core.config import preset_config
     from models.core.metalearner import TransInr
+    from models.core.presets import preset_config
     from models.io.checkpoint import save_checkpoint
 
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.errors import TransInrError
 from models.io.checkpoint import load_checkpoint, save_checkpoint

@@ -35,7 +35,7 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models.core.config import preset_config
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.io.checkpoint import load_checkpoint
 from models.tasks.training import train

@@ -22,9 +22,10 @@ from PIL import Image
 from reliability_support import assert_fails, assert_ok, invoke, png_claiming
 from test_fuzz_files import MEMORY
 
-from models.core.config import INRConfig, preset_config
+from models.core.config import INRConfig
 from models.core.inr import init_weights
 from models.core.metalearner import TransInr
+from models.core.presets import preset_config
 from models.io.checkpoint import save_checkpoint
 from models.io.inr_file import InrFile, load_inr, save_inr
 from models.io.inr_header import NerfHeader

@@ -26,8 +26,8 @@ from reliability_support import (
 )
 from support import tiny_train_config
 
-from models.core.config import preset_config
 from models.core.inr import init_weights
+from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.errors import TransInrError
 from models.io.inr_file import InrFile, load_inr, save_inr
