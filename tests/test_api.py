@@ -143,6 +143,16 @@ def test_models_never_import_the_cli_rich_or_typer():
                 assert top not in {"transinr_cli", "rich", "typer"}, f"{path.name} imports {name}"
 
 
+def test_sub_packages_import_nothing_eagerly():
+    """models/<package>/__init__.py holds a docstring only: importing models.tasks.export must
+    not pull in training, nor `transinr render` the meta-learner."""
+    packages = sorted((REPO_ROOT / "models").glob("*/__init__.py"))
+    assert {p.parent.name for p in packages} >= {"core", "nerf", "io", "data", "tasks"}
+    for path in packages:
+        body = ast.parse(path.read_text(), str(path)).body
+        assert all(isinstance(node, ast.Expr) for node in body), path.relative_to(REPO_ROOT)
+
+
 def body_lines(node: ast.FunctionDef) -> int:
     """Lines of a function's body after its docstring (typer's option lists are signature)."""
     body = node.body

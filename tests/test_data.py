@@ -9,7 +9,8 @@ import pytest
 import torch
 from support import synthetic_image, write_png
 
-from models.data.image_data import EpochSampler, ImageDataset, folder_files
+from models.data.image_data import ImageDataset, folder_files
+from models.data.loading import EpochSampler
 from models.errors import TransInrError
 
 CELEBA_89 = (Path(__file__).parents[1] / ".." / "shared" / "data" / "celeba-89").resolve()

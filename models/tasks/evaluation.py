@@ -12,7 +12,8 @@ import torch
 
 from models.core.metalearner import TransInr
 from models.core.rendering import psnr
-from models.data.image_data import ImageDataset, guarded_loader
+from models.data.image_data import ImageDataset
+from models.data.loading import guarded_loader
 from models.data.view_data import PosedViews, ViewDataset
 from models.nerf.volume_rendering import render_view
 from models.tasks.objectives import degrade, pick_views, support_input

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from models.core.config import ModelConfig
 from models.core.metalearner import build_meta_learner
 from models.core.presets import preset_recipe
-from models.data.image_data import EpochSampler, guarded_loader
+from models.data.loading import EpochSampler, guarded_loader
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, save_checkpoint
 from models.io.safetensors_io import atomic_write
