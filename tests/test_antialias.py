@@ -203,6 +203,27 @@ def test_flat_images_replace_a_share_of_the_batch_by_uniform_colours():
     assert images.std() > 0.2  # the input batch is untouched
 
 
+def test_flat_weight_scales_the_loss_of_the_uniform_images_only():
+    from models.core.metalearner import build_meta_learner
+    from models.tasks.objectives import ImageLoss, ImageObjective
+
+    config = preset_config("tiny")
+    model = build_meta_learner(config).eval()
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    loss = ImageLoss(config, torch.device("cpu"))
+    with torch.no_grad():
+        weights = model(images)
+        each = torch.stack([loss([w[i : i + 1] for w in weights], images[i : i + 1])[0]
+                            for i in range(4)])  # fmt: skip
+        weighted, _ = loss(weights, images, image_weights=torch.tensor([5.0, 1, 1, 1]))
+    torch.testing.assert_close(weighted, (5 * each[0] + each[1:].sum()) / 4)
+    # the objective weights the batch's first round(share x B) images: the flat ones
+    plain = ImageObjective(config, torch.device("cpu"), images, 1, flat_images=0.5)
+    heavy = ImageObjective(config, torch.device("cpu"), images, 1, flat_images=0.5, flat_weight=9)
+    with torch.no_grad():
+        assert heavy.loss(model, images, 0, 0)[0] > plain.loss(model, images, 0, 0)[0]
+
+
 def test_continuous_refinement_lowers_its_loss_and_respects_the_mask(weights):
     from models.tasks.refinement import image_loss, refine
 

@@ -72,13 +72,16 @@ def print_summary(config, as_json: bool) -> None:
     console.print(f"total parameters: {counts['total']:,}")
 
 
-def check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes) -> None:
+def check_numbers(
+    epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight=None
+) -> None:
     """The float options: finite and in range (typer's min / max let NaN through)."""
     check_number("--epochs", epochs, 0, 1e6, "30", above=True)
     check_number("--minutes", minutes, 0, 1e6, "10")
     check_number("--lr", lr, 0, 1e30, "1e-3", above=True)
     check_number("--inner-lr", inner_lr, 0, 1e6, "1.0", above=True)
     check_number("--flat-images", flat_images, 0, 1, "0.0625")
+    check_number("--flat-weight", flat_weight, 0, 1e6, "10", above=True)
     check_number("--checkpoint-minutes", checkpoint_minutes, 0, 1e6, "10")
 
 
@@ -335,6 +338,13 @@ def train(
             "encode plain. Default: the preset's recipe.",
         ),
     ] = None,
+    flat_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Images: the loss weight of those uniform images (their error is small, so "
+            "weight 1 leaves a faint face on plain inputs). Default: the preset's recipe.",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(help="Start from this checkpoint's model weights (same preset): fine-tune."),
@@ -391,15 +401,19 @@ def train(
     from models.tasks import train_setup
     from models.tasks.training import resolve_device, resolve_precision
 
-    check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes)
+    check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight)
     checkpoint = None
     if resume:
         if out is None:
             raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
-        fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from)
+        fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from,
+                 flat_images, flat_weight)  # fmt: skip
         lengths = {"steps": steps, "epochs": epochs, "lr": lr, "budget_minutes": minutes}
         checkpoint, config, train_config = train_setup.resumed_run(
-            out, preset, lengths, method != Method.trans_inr or any(fixed) or flat_images
+            out,
+            preset,
+            lengths,
+            method != Method.trans_inr or any(fixed) or flat_images or flat_weight,
         )
     else:
         preset = preset or train_setup.default_preset(task.value, category.value, dataset.value)
@@ -410,7 +424,7 @@ def train(
             "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
             "support_views": support_views, "rays_per_object": rays_per_object,
             "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
-            "input_size": input_size, "flat_images": flat_images,
+            "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
             "init_from": str(init_from) if init_from else None,
         }  # fmt: skip
         config, train_config = train_setup.new_run(

@@ -90,7 +90,9 @@ class ImageLoss:
         weights: list[torch.Tensor],
         images: torch.Tensor,
         generator: torch.Generator | None = None,
+        image_weights: torch.Tensor | None = None,
     ):
+        """(loss, PSNR): the MSE, each image's weighted by `image_weights` (B,) if given."""
         if self.coordinates == "continuous" and generator is not None:
             rows = jittered_centres(self.size, generator).to(images.device)
             cols = jittered_centres(self.size, generator).to(images.device)
@@ -99,7 +101,10 @@ class ImageLoss:
         else:
             target = images.permute(0, 2, 3, 1).reshape(images.shape[0], -1, 3)
             prediction = self.predict(weights).float()
-        return (prediction - target).pow(2).mean(), psnr(prediction.detach(), target)
+        errors = (prediction - target).pow(2)  # (B, pixels, 3)
+        if image_weights is not None:
+            errors = errors * image_weights.to(errors)[:, None, None]
+        return errors.mean(), psnr(prediction.detach(), target)
 
 
 class ImageObjective:
@@ -115,17 +120,24 @@ class ImageObjective:
         input_size: int = 0,
         seed: int = 0,
         flat_images: float = 0.0,
+        flat_weight: float = 1.0,
     ):
         self.loss_fn = ImageLoss(config, device, coordinates)
         self.device = device
         self.input_size, self.seed, self.flat_images = input_size, seed, flat_images
+        self.flat_weight = flat_weight
         self.val_images = torch.stack([val_set[i] for i in range(min(val_count, len(val_set)))])
 
     def loss(self, model: TransInr, batch: torch.Tensor, step: int, epoch: int):
         images = batch.to(self.device, non_blocking=True)
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         images = add_flat_images(images, self.flat_images, generator)
-        return self.loss_fn(model(degrade(images, self.input_size)), images, generator)
+        weights = None
+        if self.flat_weight != 1.0:  # the flat images are the first of the batch
+            weights = torch.ones(len(images))
+            weights[: round(self.flat_images * len(images))] = self.flat_weight
+        prediction = model(degrade(images, self.input_size))
+        return self.loss_fn(prediction, images, generator, image_weights=weights)
 
     @torch.no_grad()
     def validate(

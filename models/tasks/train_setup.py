@@ -13,7 +13,9 @@ from models.io.checkpoint import Checkpoint, load_checkpoint
 from models.tasks.training import TrainConfig, recipe
 
 # Options a resumed run takes from its checkpoint: giving them again is an error.
-FIXED_ON_RESUME = "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images and "
+FIXED_ON_RESUME = (
+    "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images, --flat-weight and "
+)
 FIXED_ON_RESUME += "--init-from"
 
 
@@ -72,10 +74,11 @@ def new_run(
 
 def check_image_options(config: ModelConfig, recipe_options: dict) -> None:
     """--coordinates, --input-size and --flat-images are image options; the input size fits."""
-    names = ("coordinates", "input_size", "flat_images")
+    names = ("coordinates", "input_size", "flat_images", "flat_weight")
     if config.task != "image" and any(recipe_options.get(name) is not None for name in names):
         raise TransInrError(
-            "--coordinates, --input-size and --flat-images are for --task image; drop them"
+            "--coordinates, --input-size, --flat-images and --flat-weight are for --task image; "
+            "drop them"
         )
     input_size = recipe_options.get("input_size")
     if input_size is not None and not 1 <= input_size <= config.image_size:

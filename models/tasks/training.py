@@ -55,6 +55,7 @@ class TrainConfig:
     coordinates: str = "grid"
     input_size: int = 0
     flat_images: float = 0.0  # images: this share of each batch replaced by uniform colours
+    flat_weight: float = 1.0  # images: the loss weight of those uniform images
     init_from: str = ""  # a checkpoint whose model weights start the run (fine-tuning)
     # View synthesis (Sec. 4.2): support views in, loss on rays of another view of the object.
     category: str = ""
@@ -241,6 +242,7 @@ def build_objective(
         train_config.input_size,
         train_config.seed,
         train_config.flat_images,
+        train_config.flat_weight,
     )
 
 
