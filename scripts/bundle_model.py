@@ -6,7 +6,8 @@ JSON model card, with every figure on the card printed by the command written be
         --data-description "celeba-89 train split (8,000 images)" \
         --eval "transinr eval --data ../shared/data/celeba-89 --json" \
         --refine-eval "transinr eval ... --refine-steps 100 --limit 200 --json" \
-        --example "transinr encode assets/examples/astronaut.jpg -o {tmp}/a.inr --json"
+        --example "transinr encode assets/examples/astronaut.jpg -o {tmp}/a.inr --json" \
+        --also-eval "benchs-1view=transinr eval --task nerf --data ../shared/data/... --json"
 
 Each eval / example command gets `--model assets/models/NAME.safetensors` appended and is run
 here; its JSON output goes on the card. `{tmp}` is a scratch folder.
@@ -80,6 +81,14 @@ def main() -> None:
     parser.add_argument("--eval", required=True, help="eval command without --model")
     parser.add_argument("--refine-eval", default=None, help="eval command with --refine-steps")
     parser.add_argument("--example", required=True, help="encode command of the example input")
+    parser.add_argument(
+        "--also-eval",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="more eval commands (other data sets, view counts); their JSON goes on the card "
+        "under evaluation.more.NAME",
+    )
     args = parser.parse_args()
 
     folder = bundled_dir()
@@ -94,11 +103,17 @@ def main() -> None:
         refined = None
         if args.refine_eval:
             refined = run_json(args.refine_eval, staged, relative, scratch)
+        more = {}
+        for entry in args.also_eval:
+            name, _, command = entry.partition("=")
+            more[name] = run_json(command, staged, relative, scratch)
         example = run_json(args.example, staged, relative, scratch)
         atomic_write(target, staged.read_bytes())
     state = exported["train_state"]
     if refined is not None:
         evaluation["refine"] = refined
+    if more:
+        evaluation["more"] = more
     card = ModelCard(
         name=args.name,
         task=exported["task"],
