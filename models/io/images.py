@@ -11,6 +11,8 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -181,22 +183,28 @@ def is_file(path: Path) -> bool:
         raise TransInrError(f"cannot open {path} ({reason}); check the path") from None
 
 
-def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
-    """(width, height) of an image file, EXIF orientation applied, from its header only."""
-    path = Path(path)
-    if not is_file(path):
-        raise TransInrError(f"image not found: {path}; check the path")
+@contextmanager
+def decoding_errors(path: Path) -> Iterator[None]:
+    """Pillow's ways of failing on a file, as one-line TransInrErrors naming it."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            if _orientation(image, header_only=True) in (5, 6, 7, 8):
-                width, height = height, width
+        yield
     except UnidentifiedImageError:
         raise TransInrError(
             f"{path} is not an image file (PNG, JPEG, ...); give an image"
         ) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise TransInrError(f"cannot read image {path} ({error}); is it truncated?") from None
+
+
+def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file, EXIF orientation applied, from its header only."""
+    path = Path(path)
+    if not is_file(path):
+        raise TransInrError(f"image not found: {path}; check the path")
+    with decoding_errors(path), Image.open(path) as image:
+        width, height = image.size
+        if _orientation(image, header_only=True) in (5, 6, 7, 8):
+            width, height = height, width
     _check_pixels(path, width, height, max_pixels or max_pixels_setting())
     return width, height
 
@@ -215,33 +223,22 @@ def read_picture(
     max_pixels = max_pixels or max_pixels_setting()
     if not is_file(path):
         raise TransInrError(f"image not found: {path}; check the path")
-    try:
-        with Image.open(path) as image:
-            _check_pixels(path, image.width, image.height, max_pixels)
-            width, height = image.size
-            _draft_jpeg(image, keep)
-            factor = reduction(image.width, image.height, keep)
-            _check_cost(path, image, factor, max_pixels)
-            orientation = _orientation(image)  # a PNG's EXIF may come after its pixels
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                warnings.warn(
-                    f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2
-                )
-            image.load()
-            decoded = _shrink(image, factor)
-            if orientation in ORIENTATIONS:
-                decoded = decoded.transpose(ORIENTATIONS[orientation])
-            array = _to_rgb_array(decoded)
-            del decoded
-    except TransInrError:
-        raise
-    except UnidentifiedImageError:
-        raise TransInrError(
-            f"{path} is not an image file (PNG, JPEG, ...); give an image"
-        ) from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise TransInrError(f"cannot read image {path} ({error}); is it truncated?") from None
+    with decoding_errors(path), Image.open(path) as image:
+        _check_pixels(path, image.width, image.height, max_pixels)
+        width, height = image.size
+        _draft_jpeg(image, keep)
+        factor = reduction(image.width, image.height, keep)
+        _check_cost(path, image, factor, max_pixels)
+        orientation = _orientation(image)  # a PNG's EXIF may come after its pixels
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            warnings.warn(f"{path} has {frames} frames; using the first", UserWarning, stacklevel=2)
+        image.load()
+        decoded = _shrink(image, factor)
+        if orientation in ORIENTATIONS:
+            decoded = decoded.transpose(ORIENTATIONS[orientation])
+        array = _to_rgb_array(decoded)
+        del decoded
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise TransInrError(f"{path} has no pixels; give a non-empty image")
     if orientation in (5, 6, 7, 8):
