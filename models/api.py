@@ -27,8 +27,10 @@ from models.io.inr_header import with_refinement
 from models.tasks.devices import resolve_device
 
 if TYPE_CHECKING:  # the meta-learner is imported only by what encodes or trains
+    from models.core.config import ModelConfig
     from models.core.metalearner import TransInr
     from models.io.checkpoint import Checkpoint
+    from models.tasks.training import Progress, TrainConfig, TrainResult
 
 MAX_SIZE = 16384  # pixels per side of any render
 RENDER_MEMORY_BUDGET = 1 << 30  # bytes the pixels of one render (or an orbit's frames) may take
@@ -346,24 +348,45 @@ def refine(
 
 def train(
     run_dir: str | Path,
-    model_config,
-    train_config,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
     device: str = "auto",
-):
-    """Train a meta-learner (an image or NeRF `ModelConfig` from models.core.presets'
-    `preset_config`, a `TrainConfig` from models.tasks.training's `recipe`) on the data set
-    `train_config.data`; checkpoints in `run_dir`. Returns the TrainResult (steps, validation
-    PSNR history, seconds)."""
-    from models.data.image_data import ImageDataset
+    *,
+    overwrite: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TrainResult:
+    """Train a meta-learner (a `ModelConfig` from models.core.presets' `preset_config`, a
+    `TrainConfig` from models.tasks.training's `recipe`; or both from models.tasks.train_setup's
+    `new_run`, as `transinr train` makes them); checkpoints in `run_dir`, which must hold no run
+    unless `overwrite`. Images: the `train_config.dataset` layout of `train_config.data`. NeRF:
+    the learnit root `train_config.data` (category `train_config.category`, default chairs), or,
+    left empty, a synthetic set generated once and cached (train_setup.synthetic_data). Returns
+    the TrainResult (steps, validation PSNR history, seconds)."""
+    import dataclasses
+
+    from models.tasks import train_setup
+    from models.tasks.training import resolve_precision
     from models.tasks.training import train as train_loop
 
-    if model_config.task != "image":
-        raise TransInrError("train() from Python covers image data sets; use `transinr train`")
-    size, data = model_config.image_size, train_config.data
-    train_set = ImageDataset(train_config.dataset, data, "train", size)
-    val_set = ImageDataset(train_config.dataset, data, "val", size)
-    torch_device = resolve_device(device)
-    return train_loop(Path(run_dir), model_config, train_config, train_set, val_set, torch_device)
+    run_dir, torch_device = Path(run_dir), resolve_device(device)
+    train_setup.check_run_dir(run_dir, False, overwrite)
+    train_config = dataclasses.replace(train_config)  # the caller's stays as given
+    train_config.precision = resolve_precision(train_config.precision, torch_device)
+    data = Path(train_config.data) if train_config.data else None
+    if model_config.task == "nerf":
+        sets = train_setup.nerf_sets(model_config, train_config, data, "chairs", torch_device)
+    elif data is None:
+        raise TransInrError("train_config.data is empty; set it to the image data set folder")
+    else:
+        size = model_config.image_size
+        sets = train_setup.image_sets(train_config.dataset, data, size, 0, None)
+    if overwrite:
+        train_setup.clear_run_dir(run_dir)
+    with train_setup.no_leftovers(run_dir, keep=False):
+        return train_loop(
+            run_dir, model_config, train_config, *sets, torch_device,
+            on_progress=on_progress or (lambda progress: None),
+        )  # fmt: skip
 
 
 __all__ = [

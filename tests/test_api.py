@@ -1,5 +1,6 @@
 """The Python API (models/api.py): the README's example, encode -> render -> refine -> save on a
-tiny model, NeRF views, training; and the import boundaries the layout promises."""
+tiny model, NeRF views, training (images and views); and the import boundaries the layout
+promises."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from nerf_support import fixture_nerf_data  # noqa: F401  (a fixture)
 from support import REPO_ROOT
 
 from models import api
@@ -102,6 +104,59 @@ def test_train_from_python(tmp_path, image_folder):
     result = api.train(tmp_path / "run", config, train_config, device="cpu")
     assert result.steps == 2 and (tmp_path / "run" / "last.safetensors").is_file()
     assert api.load_model(tmp_path / "run", device="cpu").task == "image"
+
+
+def nerf_recipe(data="", **overrides):
+    """The tiny NeRF recipe for two quick steps on the CPU."""
+    values = {"steps": 2, "workers": 0, "val_every": 2, "val_images": 1, "data": str(data)}
+    return recipe("tiny", "nerf", **{**values, **overrides})
+
+
+def test_train_nerf_from_python(tmp_path, nerf_data):
+    config = preset_config("tiny", "nerf")
+    train_config = nerf_recipe(nerf_data, category="chairs", precision="auto")
+    result = api.train(tmp_path / "run", config, train_config, device="cpu")
+    assert result.steps == 2 and (tmp_path / "run" / "best.safetensors").is_file()
+    model = api.load_model(tmp_path / "run", device="cpu")
+    saved = model.checkpoint.train_state["train_config"]
+    assert model.task == "nerf" and saved["data"] == str(nerf_data)
+    assert saved["precision"] == "fp32" and train_config.precision == "auto"  # the caller's kept
+    with pytest.raises(TransInrError, match="already holds a run"):
+        api.train(tmp_path / "run", config, train_config, device="cpu")
+    again = api.train(tmp_path / "run", config, train_config, device="cpu", overwrite=True)
+    assert again.steps == 2
+    with pytest.raises(TransInrError, match="--support-views 9"):
+        api.train(tmp_path / "r2", config, nerf_recipe(nerf_data, support_views=9), device="cpu")
+    assert not (tmp_path / "r2").exists()
+
+
+def test_train_nerf_without_data_uses_the_synthetic_set(tmp_path, monkeypatch, nerf_data):
+    """An empty `data` trains on train_setup.synthetic_data's set, as `transinr train` does."""
+    from models.tasks import train_setup
+
+    asked = []
+
+    def synthetic(category: str):
+        asked.append(category)
+        return nerf_data
+
+    monkeypatch.setattr(train_setup, "synthetic_data", synthetic)
+    config = preset_config("tiny", "nerf")
+    api.train(tmp_path / "run", config, nerf_recipe(steps=1), device="cpu")
+    saved = api.load_model(tmp_path / "run", device="cpu").checkpoint.train_state["train_config"]
+    assert asked == ["chairs"] and saved["data"] == str(nerf_data)
+    assert saved["category"] == "chairs"
+
+
+def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
+    from models.tasks import train_setup
+
+    monkeypatch.setenv("TRANSINR_CACHE", str(tmp_path / "cache"))
+    seen = []
+    root = train_setup.synthetic_data("chairs", 2, on_object=seen.append)
+    assert root == tmp_path / "cache" / "synthetic" / "chairs-2-seed0" and len(seen) == 2
+    assert train_setup.synthetic_data("chairs", 2, on_object=seen.append) == root
+    assert len(seen) == 2  # reused, not generated again
 
 
 def test_render_imports_no_training_code(tmp_path, image_folder, tiny_run):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from enum import Enum
 from pathlib import Path
@@ -37,11 +36,6 @@ data_app = typer.Typer(
 )
 
 
-def cache_root() -> Path:
-    """Where generated data sets are kept: $TRANSINR_CACHE, else ~/.cache/transinr."""
-    return Path(os.environ.get("TRANSINR_CACHE") or Path.home() / ".cache" / "transinr")
-
-
 def generate(root: Path, category: str, objects: int, seed: int, extent: float, quiet: bool):
     """Write a synthetic set with a progress bar; returns the object ids."""
     from models.data.synth import write_dataset
@@ -59,11 +53,14 @@ def generate(root: Path, category: str, objects: int, seed: int, extent: float, 
 
 
 def synthetic_default(category: str, objects: int, quiet: bool, writer: bool = True) -> Path:
-    """The synthetic set `train --task nerf` uses without --data: generated once, then reused
-    (`writer=False`: only its path, for the ranks that wait while rank 0 writes it)."""
+    """The synthetic set `train --task nerf` uses without --data (models.tasks.train_setup's
+    synthetic_data: generated once, then reused), said on stderr, with a progress bar while it
+    is generated (`writer=False`: only its path, for the ranks that wait while rank 0 writes
+    it)."""
     from models.data.view_data import splits_file
+    from models.tasks.train_setup import synthetic_data, synthetic_root
 
-    root = cache_root() / "synthetic" / f"{category}-{objects}-seed0"
+    root = synthetic_root(category, objects)
     if not writer:
         return root
     if splits_file(root, category).is_file():  # written last: the set is complete
@@ -74,8 +71,9 @@ def synthetic_default(category: str, objects: int, quiet: bool, writer: bool = T
         error_console.print(
             f"generating {objects} synthetic {category} into {root} (once)", markup=False
         )
-    generate(root, category, objects, 0, 1.0, quiet)
-    return root
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task(f"synth {category}", total=objects)
+        return synthetic_data(category, objects, on_object=lambda index: bar.advance(task_id))
 
 
 @data_app.command()

@@ -85,46 +85,6 @@ def check_numbers(
     check_number("--checkpoint-minutes", checkpoint_minutes, 0, 1e6, "10")
 
 
-def check_rays(config, train_config, device) -> None:
-    """A NeRF step renders batch x rays-per-object rays through the INR: refuse, before any
-    data is read, a step that would not fit the machine's memory (CPU) or the GPU's."""
-    import os
-
-    import torch
-
-    from models.nerf.volume_rendering import ray_batch_bytes
-
-    rays = train_config.batch_size * train_config.rays_per_object
-    needed = ray_batch_bytes(config.inr, config.samples, rays)
-    if device.type == "cuda":
-        available = torch.cuda.get_device_properties(device).total_memory
-    else:
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if needed > available:
-        raise TransInrError(
-            f"--rays-per-object {train_config.rays_per_object} with --batch-size "
-            f"{train_config.batch_size} would take {needed / 1e9:.1f} GB a step, more than the "
-            f"{available / 1e9:.1f} GB of this {device.type}; lower --rays-per-object or "
-            "--batch-size"
-        )
-
-
-@contextlib.contextmanager
-def no_leftovers(run_dir: Path, keep: bool):
-    """A new run that fails (bad data in a loader, divergence) before its first checkpoint
-    leaves no run folder behind: its config.json goes, and the folder if this run made it."""
-    existed = run_dir.exists()
-    try:
-        yield
-    except TransInrError:
-        if not keep and not (run_dir / "last.safetensors").exists():
-            (run_dir / "config.json").unlink(missing_ok=True)
-            if not existed:
-                with contextlib.suppress(OSError):
-                    run_dir.rmdir()
-        raise
-
-
 @contextlib.contextmanager
 def stop_on_signals():
     """While training: Ctrl-C or SIGTERM asks the loop to checkpoint and stop after the current
@@ -149,22 +109,18 @@ def nerf_sets(
     config, train_config, data, category: str, limit: int, reading: dict,
     synthetic_objects: int, distributed, device, quiet: bool,
 ) -> tuple:  # fmt: skip
-    """The NeRF training and validation objects: --data, else (a new run) a generated
-    synthetic set, made once by rank 0 and cached."""
+    """The NeRF training and validation objects (models.tasks.train_setup.nerf_sets): --data,
+    else (a new run) a generated synthetic set, made once by rank 0 and cached."""
     from models.tasks import train_setup
 
-    if train_config.support_views > config.max_views:
-        raise TransInrError(
-            f"--support-views {train_config.support_views} is more than preset "
-            f"'{config.preset}' allows ({config.max_views})"
-        )
-    category = train_config.category or category
-    if data is None:  # rank 0 generates the synthetic set, the others wait for it
-        data = synthetic_default(category, synthetic_objects, quiet, writer=distributed.is_main)
+    def synthetic(chosen: str) -> Path:  # rank 0 generates the set, the others wait for it
+        root = synthetic_default(chosen, synthetic_objects, quiet, writer=distributed.is_main)
         distributed.barrier()
-    train_config.category, train_config.data = category, str(data)
-    check_rays(config, train_config, device)
-    sets = train_setup.view_sets(data, category, train_config, limit, reading)
+        return root
+
+    sets = train_setup.nerf_sets(
+        config, train_config, data, category, device, limit, reading, synthetic
+    )
     if device.type == "cpu" and config.preset in PAPER_NERF_PRESETS and not quiet:
         error_console.print(
             f"note: '{config.preset}' is the paper's 44M-parameter model, slow on a CPU; "
@@ -193,6 +149,7 @@ def train_with_progress(
 ):  # fmt: skip
     """models.tasks.training.train under a progress bar (steps, loss, PSNR, validation, speed),
     stopping cleanly on SIGINT / SIGTERM; a failed new run leaves no run folder."""
+    from models.tasks import train_setup
     from models.tasks.training import total_steps
     from models.tasks.training import train as run_training
 
@@ -220,7 +177,7 @@ def train_with_progress(
                 speed=f"{progress.items_per_second:.1f} {unit}",
             )
 
-        with stop_on_signals() as stop_requested, no_leftovers(run_dir, keep):
+        with stop_on_signals() as stop_requested, train_setup.no_leftovers(run_dir, keep):
             return run_training(
                 run_dir, config, train_config, train_set, val_set, device, checkpoint,
                 on_progress, stop_requested, distributed,
@@ -460,8 +417,7 @@ def train(
                 config, train_config, data, dataset_name, limit, reading
             )
         if overwrite and not resume and distributed.is_main:
-            for name in ("last.safetensors", "best.safetensors"):
-                (run_dir / name).unlink(missing_ok=True)
+            train_setup.clear_run_dir(run_dir)
         distributed.barrier()  # every rank has checked the run folder before rank 0 writes
 
         result = train_with_progress(

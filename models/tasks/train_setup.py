@@ -4,7 +4,12 @@ and the training and validation sets of its task. The command line only parses a
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import torch
 
 from models.core.config import ModelConfig
 from models.core.presets import preset_config
@@ -17,6 +22,7 @@ FIXED_ON_RESUME = (
     "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images, --flat-weight and "
 )
 FIXED_ON_RESUME += "--init-from"
+SYNTHETIC_OBJECTS = 200  # objects of the synthetic set a NeRF run without data trains on
 
 
 def resumed_run(
@@ -95,6 +101,96 @@ def check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
             f"{run_dir} already holds a run; continue it with --resume, replace it with "
             "--overwrite, or choose another --out"
         )
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove the checkpoints of the run being replaced (--overwrite), once the new run's data
+    has been read."""
+    for name in ("last.safetensors", "best.safetensors"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def no_leftovers(run_dir: Path, keep: bool) -> Iterator[None]:
+    """A new run that fails (bad data in a loader, divergence) before its first checkpoint
+    leaves no run folder behind: its config.json goes, and the folder if this run made it."""
+    existed = run_dir.exists()
+    try:
+        yield
+    except TransInrError:
+        if not keep and not (run_dir / "last.safetensors").exists():
+            (run_dir / "config.json").unlink(missing_ok=True)
+            if not existed:
+                with contextlib.suppress(OSError):
+                    run_dir.rmdir()
+        raise
+
+
+def cache_root() -> Path:
+    """Where generated data sets are kept: $TRANSINR_CACHE, else ~/.cache/transinr."""
+    return Path(os.environ.get("TRANSINR_CACHE") or Path.home() / ".cache" / "transinr")
+
+
+def synthetic_root(category: str, objects: int = SYNTHETIC_OBJECTS) -> Path:
+    """The folder of the cached synthetic set of `objects` objects of `category` (seed 0)."""
+    return cache_root() / "synthetic" / f"{category}-{objects}-seed0"
+
+
+def synthetic_data(
+    category: str,
+    objects: int = SYNTHETIC_OBJECTS,
+    on_object: Callable[[int], None] | None = None,
+) -> Path:
+    """The synthetic set a NeRF run without data trains on: generated once, then reused."""
+    from models.data.synth import write_dataset
+    from models.data.view_data import splits_file
+
+    root = synthetic_root(category, objects)
+    if not splits_file(root, category).is_file():  # written last: the set is complete
+        write_dataset(root, category, objects, seed=0, extent=1.0, on_object=on_object)
+    return root
+
+
+def check_rays(config: ModelConfig, train_config: TrainConfig, device: torch.device) -> None:
+    """A NeRF step renders batch x rays-per-object rays through the INR: refuse, before any
+    data is read, a step that would not fit the machine's memory (CPU) or the GPU's."""
+    from models.nerf.volume_rendering import ray_batch_bytes
+
+    rays = train_config.batch_size * train_config.rays_per_object
+    needed = ray_batch_bytes(config.inr, config.samples, rays)
+    if device.type == "cuda":
+        available = torch.cuda.get_device_properties(device).total_memory
+    else:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > available:
+        raise TransInrError(
+            f"--rays-per-object {train_config.rays_per_object} with --batch-size "
+            f"{train_config.batch_size} would take {needed / 1e9:.1f} GB a step, more than the "
+            f"{available / 1e9:.1f} GB of this {device.type}; lower --rays-per-object or "
+            "--batch-size"
+        )
+
+
+def nerf_sets(
+    config: ModelConfig, train_config: TrainConfig, data: Path | None, category: str,
+    device: torch.device, limit: int = 0, reading: dict | None = None,
+    synthetic: Callable[[str], Path] | None = None,
+) -> tuple:  # fmt: skip
+    """The training and validation objects of a NeRF run, after checking its support views and
+    its step's memory: `data` (a learnit root; the recipe's category, else `category`), else the
+    set `synthetic(category)` gives (default: synthetic_data's, generated once and cached).
+    Records both in `train_config`."""
+    if train_config.support_views > config.max_views:
+        raise TransInrError(
+            f"--support-views {train_config.support_views} is more than preset "
+            f"'{config.preset}' allows ({config.max_views})"
+        )
+    check_rays(config, train_config, device)
+    category = train_config.category or category
+    if data is None:
+        data = (synthetic or synthetic_data)(category)
+    train_config.category, train_config.data = category, str(data)
+    return view_sets(Path(data), category, train_config, limit, reading or {})
 
 
 def view_sets(
