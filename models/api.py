@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the meta-learner is imported only by what encodes or trains
     from models.core.config import ModelConfig
     from models.core.metalearner import TransInr
     from models.io.checkpoint import Checkpoint
+    from models.tasks.evaluation import EvalResult
     from models.tasks.training import Progress, TrainConfig, TrainResult
 
 MAX_SIZE = 16384  # pixels per side of any render
@@ -346,6 +347,90 @@ def refine(
     return Inr(InrFile([w[0].detach().cpu() for w in tuned], inr.file.inr, inr.task, header))
 
 
+def check_evaluation(
+    model: Model, support_views: int, refine_steps: int, refine_lr: float | None,
+    input_size: int | None, follow_links: bool,
+) -> None:  # fmt: skip
+    """evaluate's options against the model: refused, before any data is read, what cannot be
+    scored (too many support views, a refinement step that would not fit, an upscale from
+    larger than the model's input)."""
+    import math
+
+    config = model.checkpoint.config
+    if refine_lr is not None and not (math.isfinite(refine_lr) and 0 < refine_lr <= 100):
+        raise TransInrError(
+            f"--refine-lr {refine_lr} is out of range; use a positive rate up to 100, e.g. 1e-3"
+        )
+    if model.task == "image" and follow_links:
+        raise TransInrError("--follow-links is for --task nerf (views); drop it")
+    if model.task == "nerf" and support_views > config.max_views:
+        raise TransInrError(
+            f"--support-views {support_views} is more than this model allows ({config.max_views})"
+        )
+    if model.task == "nerf" and refine_steps:
+        from models.nerf.volume_rendering import check_ray_batch
+
+        check_ray_batch(config.inr, config.sampling.samples, 1024, "refinement with rays")
+    if input_size is None:
+        return
+    if model.task == "nerf" or refine_steps:
+        raise TransInrError(
+            "--input-size scores one-pass image upscaling; drop --refine-steps (and use "
+            "--task image)"
+        )
+    if input_size > config.image_size:
+        raise TransInrError(
+            f"--input-size {input_size} is larger than the model's input "
+            f"({config.image_size}); use a smaller size"
+        )
+
+
+def evaluate(
+    model: Model,
+    data: str | Path,
+    *,
+    split: str = "test",
+    limit: int = 0,
+    refine_steps: int = 0,
+    refine_lr: float | None = None,
+    baseline: bool = False,
+    dataset: str = "celeba",
+    input_size: int | None = None,
+    batch_size: int = 16,
+    workers: int = 2,
+    category: str = "chairs",
+    support_views: int = 1,
+    pairs: int = 1,
+    seed: int = 0,
+    max_pixels: int | None = None,
+    follow_links: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """PSNR as the paper defines it (Tables 1-4) on a split (its first `limit` items), in one
+    forward pass and, with `refine_steps`, after test-time steps (at `refine_lr`; default as
+    refine's). An image model scores the images of a `dataset` layout (celeba, imagenette,
+    folder; `input_size`: as upscaling from that size); a NeRF model the `category` objects of a
+    learnit root, from `pairs` random support/query pairs of `support_views` each (`seed`).
+    `baseline` adds the trivial score (the mean training image, bicubic upsampling, or an
+    all-white view); `on_progress(done, total)` after each batch or pair."""
+    from models.tasks.evaluation import evaluate_image_split, evaluate_view_split
+
+    check_evaluation(model, support_views, refine_steps, refine_lr, input_size, follow_links)
+    common = {
+        "limit": limit, "refine_steps": refine_steps, "refine_lr": refine_lr,
+        "max_pixels": max_pixels, "baseline": baseline, "on_progress": on_progress,
+    }  # fmt: skip
+    if model.task == "nerf":
+        return evaluate_view_split(
+            model.network, model.device, Path(data), category, split, support_views=support_views,
+            pairs=pairs, seed=seed, follow_links=follow_links, **common,
+        )  # fmt: skip
+    return evaluate_image_split(
+        model.network, model.device, dataset, Path(data), split, batch_size=batch_size,
+        workers=workers, input_size=input_size, **common,
+    )  # fmt: skip
+
+
 def train(
     run_dir: str | Path,
     model_config: ModelConfig,
@@ -390,6 +475,6 @@ def train(
 
 
 __all__ = [
-    "Inr", "Model", "encode", "load_inr", "load_model", "refine", "refine_settings",
+    "Inr", "Model", "encode", "evaluate", "load_inr", "load_model", "refine", "refine_settings",
     "resolve_device", "train",
 ]  # fmt: skip

@@ -1,6 +1,6 @@
 """The Python API (models/api.py): the README's example, encode -> render -> refine -> save on a
-tiny model, NeRF views, training (images and views); and the import boundaries the layout
-promises."""
+tiny model, NeRF views, training and evaluation (images and views); and the import
+boundaries the layout promises."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from nerf_support import fixture_nerf_data  # noqa: F401  (a fixture)
+from nerf_support import fixture_nerf_data, fixture_nerf_run  # noqa: F401  (fixtures)
 from support import REPO_ROOT
 
 from models import api
@@ -157,6 +157,49 @@ def test_synthetic_data_is_generated_once(tmp_path, monkeypatch):
     assert root == tmp_path / "cache" / "synthetic" / "chairs-2-seed0" and len(seen) == 2
     assert train_setup.synthetic_data("chairs", 2, on_object=seen.append) == root
     assert len(seen) == 2  # reused, not generated again
+
+
+def test_evaluate_images(model, image_folder):
+    from models.data.image_data import ImageDataset
+    from models.tasks.evaluation import evaluate_images
+
+    reports = []
+    result = api.evaluate(
+        model, image_folder, dataset="folder", limit=4, refine_steps=2, baseline=True,
+        workers=0, on_progress=lambda done, total: reports.append((done, total)),
+    )  # fmt: skip
+    images = ImageDataset("folder", image_folder, "test", model.checkpoint.config.image_size, 4)
+    direct = evaluate_images(model.network, images, model.device, workers=0)
+    assert result.images == 4 and result.psnr == pytest.approx(direct.psnr)
+    assert result.refine_steps == 2 and result.psnr_refined is not None
+    assert 0 < result.baseline_psnr < 100 and reports[-1] == (4, 4)
+    upscaled = api.evaluate(model, image_folder, dataset="folder", limit=2, input_size=16,
+                            workers=0)  # fmt: skip
+    assert upscaled.images == 2 and upscaled.baseline_psnr is None
+    for options, message in (
+        ({"input_size": 999}, "--input-size 999"),
+        ({"input_size": 16, "refine_steps": 1}, "drop --refine-steps"),
+        ({"follow_links": True}, "--follow-links"),
+        ({"refine_lr": float("nan")}, "--refine-lr"),
+    ):
+        with pytest.raises(TransInrError, match=message):
+            api.evaluate(model, image_folder, dataset="folder", **options)
+
+
+def test_evaluate_views(nerf_run, nerf_data):
+    from models.data.view_data import ViewDataset
+    from models.tasks.evaluation import evaluate_views
+
+    model = api.load_model(nerf_run, device="cpu")
+    result = api.evaluate(model, nerf_data, category="chairs", pairs=2, refine_steps=2,
+                          refine_lr=1e-3, baseline=True)  # fmt: skip
+    objects = ViewDataset(nerf_data, "chairs", "test", min_views=2)
+    direct = evaluate_views(model.network, objects, model.device, 1, 2)
+    assert result.objects == len(objects) and result.images == 2 * len(objects)
+    assert result.psnr == pytest.approx(direct.psnr)
+    assert result.psnr_refined is not None and 0 < result.baseline_psnr < 100
+    with pytest.raises(TransInrError, match="--support-views 9"):
+        api.evaluate(model, nerf_data, category="chairs", support_views=9)
 
 
 def test_render_imports_no_training_code(tmp_path, image_folder, tiny_run):

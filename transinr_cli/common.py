@@ -187,6 +187,26 @@ def progress_bar(quiet: bool, *fields: str) -> Progress:
     return Progress(*columns, console=Console(stderr=True), disable=quiet, transient=False)
 
 
+class LazyTask:
+    """A task of a progress bar that appears at its first report: work refused before it
+    starts (a bad path, a bad option) draws no bar above its error line."""
+
+    def __init__(self, bar: Progress, description: str, total: float | None = None):
+        self.bar, self.description, self.total = bar, description, total
+        self.task_id, self.done = None, 0.0
+
+    def update(self, done: float, total: float | None = None) -> None:
+        """`done` of `total` (or of the total given at creation)."""
+        self.total = total if total is not None else self.total
+        self.done = done
+        if self.task_id is None:
+            self.task_id = self.bar.add_task(self.description, total=self.total)
+        self.bar.update(self.task_id, completed=done, total=self.total)
+
+    def advance(self, count: float) -> None:
+        self.update(self.done + count)
+
+
 def load_model(
     model_path: Path | None, device: torch.device, default_task: str | None = None, quiet=False
 ):

@@ -16,6 +16,7 @@ from transinr_cli.common import (
     DeviceOption,
     FollowLinksOption,
     JsonOption,
+    LazyTask,
     MaxPixelsOption,
     QuietOption,
     Split,
@@ -31,85 +32,21 @@ from transinr_cli.common import (
 TASK_NAMES = {"image": "an image", "nerf": "a NeRF"}
 
 
-def evaluate_nerf(
-    checkpoint,
-    model,
-    data: Path,
-    category: str,
-    split: str,
-    support_views: int,
-    pairs: int,
-    refine_steps: int,
-    refine_lr: float | None,
-    seed: int,
-    limit: int,
-    device,
-    quiet: bool,
-    as_json: bool,
-    baseline: bool = False,
-    max_pixels: int | None = None,
-    follow_links: bool = False,
-) -> None:
-    """The layout of the paper's Tables 3 and 4: PSNR of full query renders, per view count."""
-    from models.data.view_data import ViewDataset
-    from models.nerf.volume_rendering import check_ray_batch
-    from models.tasks.evaluation import evaluate_views
-
-    config = checkpoint.config
-    if support_views > config.max_views:
-        raise TransInrError(
-            f"--support-views {support_views} is more than this model allows ({config.max_views})"
-        )
-    if refine_steps:
-        check_ray_batch(config.inr, config.sampling.samples, 1024, "refinement with rays")
-    objects = ViewDataset(
-        data, category, split, limit, min_views=support_views + 1, max_pixels=max_pixels,
-        follow_links=follow_links,
-    )  # fmt: skip
-    with progress_bar(quiet) as bar:
-        task_id = bar.add_task("eval", total=len(objects) * pairs)
-        result = evaluate_views(
-            model,
-            objects,
-            device,
-            support_views,
-            pairs,
-            refine_steps,
-            refine_lr,
-            seed,
-            on_pair=lambda: bar.advance(task_id),
-        )
-    summary = {
-        "model": checkpoint.model_id,
-        "task": "nerf",
-        "category": category,
-        "split": split,
-        "objects": len(objects),
-        "pairs": result.images,
-        "support_views": support_views,
-        "psnr": result.psnr,
-        "psnr_refined": result.psnr_refined,
-        "refine_steps": result.refine_steps,
-    }
-    if baseline:
-        from models.tasks.evaluation import white_image_psnr
-
-        summary["baseline_psnr"] = white_image_psnr(objects, len(objects))
-    if as_json:
-        print(json.dumps(summary))
-        return
+def print_nerf_table(summary: dict, refine_steps: int) -> None:
+    """The human-readable table of a NeRF evaluation (the paper's Tables 3 and 4)."""
+    support_views = summary["support_views"]
     table = Table(
-        title=f"{checkpoint.model_id} on {category} {split}: {len(objects)} objects, "
-        f"{result.images} support/query pairs"
+        title=f"{summary['model']} on {summary['category']} {summary['split']}: "
+        f"{summary['objects']} objects, {summary['pairs']} support/query pairs"
     )
     table.add_column("method")
     table.add_column(
         f"{support_views} view{'s' if support_views > 1 else ''} (PSNR dB)", justify="right"
     )
-    table.add_row("Trans-INR", f"{result.psnr:.2f}")
-    if result.psnr_refined is not None:
-        table.add_row(f"Trans-INR + {refine_steps} TTO steps", f"{result.psnr_refined:.2f}")
-    if baseline:
+    table.add_row("Trans-INR", f"{summary['psnr']:.2f}")
+    if summary["psnr_refined"] is not None:
+        table.add_row(f"Trans-INR + {refine_steps} TTO steps", f"{summary['psnr_refined']:.2f}")
+    if "baseline_psnr" in summary:
         table.add_row("all-white image (baseline)", f"{summary['baseline_psnr']:.2f}")
     console.print(table)
 
@@ -172,9 +109,9 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """PSNR of a meta-learner on a split, as the paper defines it (Tables 1-4)."""
-    from models.data.image_data import ImageDataset
+    from models.api import Model
+    from models.api import evaluate as score
     from models.tasks.devices import resolve_device
-    from models.tasks.evaluation import evaluate_images
 
     if data is None:
         raise typer.BadParameter("give --data, the data set folder")
@@ -183,51 +120,48 @@ def evaluate(
         raise TransInrError("--follow-links is for --task nerf (views); drop it")
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device)
-    check_model_fits(checkpoint, task.value, input_size, refine_steps)
+    check_model_task(checkpoint, task.value)
+    options = {"split": split.value, "limit": limit, "refine_steps": refine_steps,
+               "refine_lr": refine_lr, "baseline": baseline, "max_pixels": max_pixels}  # fmt: skip
     if task == Task.nerf:
-        evaluate_nerf(
-            checkpoint,
-            meta_learner,
-            data,
-            check_category(category),
-            split.value,
-            support_views,
-            pairs,
-            refine_steps,
-            refine_lr,
-            seed,
-            limit,
-            torch_device,
-            quiet,
-            as_json,
-            baseline,
-            max_pixels,
-            follow_links,
-        )
-        return
-    images = ImageDataset(
-        dataset.value, data, split.value, checkpoint.config.image_size, limit, max_pixels
-    )
+        options.update(category=check_category(category), support_views=support_views,
+                       pairs=pairs, seed=seed, follow_links=follow_links)  # fmt: skip
+    else:
+        options.update(dataset=dataset.value, input_size=input_size, batch_size=batch_size,
+                       workers=workers)  # fmt: skip
     with progress_bar(quiet) as bar:
-        task_id = bar.add_task("eval", total=len(images))
-        result = evaluate_images(
-            meta_learner,
-            images,
-            torch_device,
-            batch_size,
-            refine_steps,
-            refine_lr,
-            workers,
-            on_batch=lambda count: bar.advance(task_id, count),
-            input_size=input_size or 0,
-        )
-    summary = image_summary(checkpoint, result, dataset.value, data, split.value, input_size)
+        result = score(
+            Model(checkpoint, meta_learner, torch_device), data, **options,
+            on_progress=LazyTask(bar, "eval").update,
+        )  # fmt: skip
+    if task == Task.nerf:
+        summary = nerf_summary(checkpoint, result, options)
+    else:
+        summary = image_summary(checkpoint, result, dataset.value, data, split.value, input_size)
     if baseline:
-        summary["baseline_psnr"] = image_baseline(images, dataset.value, data, input_size)
+        summary["baseline_psnr"] = result.baseline_psnr
     if as_json:
         print(json.dumps(summary))
+    elif task == Task.nerf:
+        print_nerf_table(summary, refine_steps)
     else:
         print_image_table(summary, input_size)
+
+
+def nerf_summary(checkpoint, result, options: dict) -> dict:
+    """The JSON `eval` prints for a NeRF model."""
+    return {
+        "model": checkpoint.model_id,
+        "task": "nerf",
+        "category": options["category"],
+        "split": options["split"],
+        "objects": result.objects,
+        "pairs": result.images,
+        "support_views": options["support_views"],
+        "psnr": result.psnr,
+        "psnr_refined": result.psnr_refined,
+        "refine_steps": result.refine_steps,
+    }
 
 
 def image_summary(checkpoint, result, dataset: str, data: Path, split: str, input_size) -> dict:
@@ -242,17 +176,6 @@ def image_summary(checkpoint, result, dataset: str, data: Path, split: str, inpu
         "refine_steps": result.refine_steps,
         "input_size": input_size or checkpoint.config.image_size,
     }
-
-
-def image_baseline(images, dataset: str, data: Path, input_size: int | None) -> float:
-    """--baseline: bicubic upsampling of the small inputs, or the mean training image."""
-    from models.data.image_data import ImageDataset
-    from models.tasks.evaluation import bicubic_upscale_psnr, mean_image_psnr
-
-    if input_size:
-        return bicubic_upscale_psnr(images, input_size)
-    train_set = ImageDataset(dataset, data, "train", images.size)
-    return mean_image_psnr(train_set, images)
 
 
 def print_image_table(summary: dict, input_size: int | None) -> None:
@@ -278,23 +201,10 @@ def print_image_table(summary: dict, input_size: int | None) -> None:
     console.print(table)
 
 
-def check_model_fits(checkpoint, task: str, input_size: int | None, refine_steps: int) -> None:
-    """The model must be of --task, and --input-size must be a one-pass image score below the
-    model's input size."""
+def check_model_task(checkpoint, task: str) -> None:
+    """The model must be of --task."""
     if checkpoint.config.task != task:
         raise TransInrError(
             f"model {checkpoint.model_id} is {TASK_NAMES[checkpoint.config.task]} model, not "
             f"{TASK_NAMES[task]} one; use --task {checkpoint.config.task}"
-        )
-    if input_size is None:
-        return
-    if task == "nerf" or refine_steps:
-        raise TransInrError(
-            "--input-size scores one-pass image upscaling; drop --refine-steps (and use "
-            "--task image)"
-        )
-    if input_size > checkpoint.config.image_size:
-        raise TransInrError(
-            f"--input-size {input_size} is larger than the model's input "
-            f"({checkpoint.config.image_size}); use a smaller size"
         )

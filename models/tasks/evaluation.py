@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -35,6 +36,8 @@ class EvalResult:
     refine_steps: int = 0
     per_image: list[float] = field(default_factory=list)
     per_image_refined: list[float] = field(default_factory=list)
+    objects: int = 0  # views: the objects scored (`images` counts their support/query pairs)
+    baseline_psnr: float | None = None  # the trivial baseline's, when asked for
 
 
 def evaluate_images(
@@ -93,6 +96,15 @@ def bicubic_upscale_psnr(dataset: ImageDataset, input_size: int) -> float:
     return torch.cat(scores).mean().item()
 
 
+def image_baseline(images: ImageDataset, dataset: str, data: Path, input_size: int | None) -> float:
+    """The trivial baseline of an image score: bicubic upsampling of the small inputs (with
+    input_size), else the mean training image of the `dataset` layout at `data`."""
+    if input_size:
+        return bicubic_upscale_psnr(images, input_size)
+    train_set = ImageDataset(dataset, data, "train", images.size)
+    return mean_image_psnr(train_set, images)
+
+
 def mean_image_psnr(train_set: ImageDataset, dataset: ImageDataset, sample: int = 2000) -> float:
     """The mean-image baseline: PSNR of the average of (up to `sample`) training images against
     every image of `dataset`, averaged."""
@@ -144,7 +156,7 @@ def evaluate_views(
                 refined.append(query_psnr(tuned, config, query_pose, target, focal.item()))
             if on_pair is not None:
                 on_pair()
-    result = EvalResult(len(plain), sum(plain) / len(plain), per_image=plain)
+    result = EvalResult(len(plain), sum(plain) / len(plain), per_image=plain, objects=len(dataset))
     if refine_steps:
         result.psnr_refined = sum(refined) / len(refined)
         result.refine_steps = refine_steps
@@ -159,3 +171,59 @@ def white_image_psnr(dataset: ViewDataset, objects: int = 8) -> float:
         for images, _, _ in (dataset[i] for i in range(min(objects, len(dataset))))
     ]
     return sum(scores) / len(scores)
+
+
+def evaluate_image_split(
+    model: TransInr, device: torch.device, dataset: str, data: Path, split: str, *,
+    limit: int = 0, max_pixels: int | None = None, batch_size: int = 16, refine_steps: int = 0,
+    refine_lr: float | None = None, workers: int = 2, input_size: int | None = None,
+    baseline: bool = False, on_progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:  # fmt: skip
+    """evaluate_images on a split of a `dataset` layout at `data` (its first `limit` images);
+    `baseline` adds image_baseline's score; `on_progress(done, total)` after each batch."""
+    images = ImageDataset(dataset, data, split, model.config.image_size, limit, max_pixels)
+    done = 0
+
+    def on_batch(count: int) -> None:
+        nonlocal done
+        done += count
+        if on_progress is not None:
+            on_progress(done, len(images))
+
+    result = evaluate_images(
+        model, images, device, batch_size, refine_steps, refine_lr, workers, on_batch,
+        input_size or 0,
+    )  # fmt: skip
+    if baseline:
+        result.baseline_psnr = image_baseline(images, dataset, data, input_size)
+    return result
+
+
+def evaluate_view_split(
+    model: TransInr, device: torch.device, data: Path, category: str, split: str, *,
+    limit: int = 0, support_views: int = 1, pairs: int = 1, refine_steps: int = 0,
+    refine_lr: float | None = None, seed: int = 0, max_pixels: int | None = None,
+    follow_links: bool = False, baseline: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:  # fmt: skip
+    """evaluate_views on a split of the `category` objects of a learnit root (its first `limit`
+    with a query view besides the support views); `baseline` adds the all-white image's score;
+    `on_progress(done, total)` after each pair."""
+    objects = ViewDataset(
+        data, category, split, limit, min_views=support_views + 1, max_pixels=max_pixels,
+        follow_links=follow_links,
+    )  # fmt: skip
+    total, done = len(objects) * pairs, 0
+
+    def on_pair() -> None:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    result = evaluate_views(
+        model, objects, device, support_views, pairs, refine_steps, refine_lr, seed, on_pair
+    )
+    if baseline:
+        result.baseline_psnr = white_image_psnr(objects, len(objects))
+    return result
