@@ -1,5 +1,6 @@
 """The Python API: load a meta-learner, encode pictures or posed views into INRs in one forward
-pass, render them at any size or from any camera, refine, save and train, without a shell.
+pass, render them at any size or from any camera, refine, save, export; train and evaluate
+meta-learners and draw their attention, without a shell.
 
     from models.api import load_model, encode
     inr = encode(load_model(), "photo.jpg")        # the bundled face model
@@ -227,12 +228,21 @@ def encode(
     views: list[int] | None = None,
     max_pixels: int | None = None,
     follow_links: bool = False,
+    refine_steps: int = 0,
+    refine_lr: float | None = None,
 ) -> Inr | list[Inr]:
     """Encode one input (or a list: a list back) in one forward pass each: image files for an
     image model (fitted with `fit`: crop, pad or resize); learnit object folders or
-    transforms.json files for a NeRF model (`views`: the support view indices, default [0])."""
-    from models.tasks.encoding import encode_image_file, encode_views_file
+    transforms.json files for a NeRF model (`views`: the support view indices, default [0]).
+    Images only: then `refine_steps` Adam steps against their inputs, batched (refine's image
+    defaults, `refine_lr`), as `transinr encode --refine-steps`."""
+    from models.tasks.encoding import encode_image_file, encode_views_file, refine_encoded_images
 
+    if model.task == "nerf" and (refine_steps or refine_lr is not None):
+        raise TransInrError(
+            "refine_steps is for images; refine a NeRF INR with refine(inr, views_folder)"
+        )
+    settings = refine_settings("image", refine_lr)
     several = not isinstance(images_or_views, str | Path)
     sources = list(images_or_views) if several else [images_or_views]
     encoded = []
@@ -246,8 +256,11 @@ def encode(
             inr_file, _ = encode_image_file(
                 model.network, model.checkpoint, source, fit, model.device, max_pixels
             )
-        encoded.append(Inr(inr_file))
-    return encoded if several else encoded[0]
+        encoded.append(inr_file)
+    if refine_steps:
+        refine_encoded_images(encoded, sources, refine_steps, settings, model.device, max_pixels)
+    inrs = [Inr(inr_file) for inr_file in encoded]
+    return inrs if several else inrs[0]
 
 
 def refine_settings(task: str, lr: float | None = None, schedule: str | None = None):
@@ -345,6 +358,69 @@ def refine(
     )  # fmt: skip
     header = with_refinement(inr.header, steps, settings.lr, settings.schedule, before, after)
     return Inr(InrFile([w[0].detach().cpu() for w in tuned], inr.file.inr, inr.task, header))
+
+
+def export(
+    inr: Inr,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    name: str = "",
+    dtype: str | None = None,
+    resolution: int = 128,
+    threshold: float | None = None,
+    extent: float | None = None,
+    device: str = "auto",
+    on_slices: Callable[[int], None] | None = None,
+) -> dict:
+    """Write `inr` to `path` (atomically; its folder made) as a browser viewer (html, titled
+    `name`), an ONNX graph (onnx) or, for a NeRF, a mesh by marching cubes (ply, obj;
+    models/tasks/export.py): the format `fmt`, else the path's suffix. Returns the format and
+    what was written (bytes; a mesh's vertex and face counts)."""
+    from models.io.safetensors_io import atomic_write
+    from models.tasks.export import ExportOptions, check_export, check_suffix, export_inr, format_of
+
+    path = Path(path)
+    chosen = format_of(fmt, path)
+    check_suffix(chosen, path)
+    options = ExportOptions(
+        name, dtype, resolution, threshold, extent, str(resolve_device(device)), on_slices
+    )
+    check_export(inr.file, chosen, options)
+    data, summary = export_inr(inr.file, chosen, options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data)
+    return {"format": chosen, **summary}
+
+
+def attention_map(
+    model: Model,
+    image: str | Path,
+    *,
+    tokens: int = 3,
+    fit: str = "crop",
+    cell: int = 178,
+    max_pixels: int | None = None,
+) -> tuple[np.ndarray, list[list[int]]]:
+    """Fig. 7: the image (fitted with `fit`) masked by the last-layer attention of each INR
+    layer's `tokens` most focused weight tokens, as a uint8 figure (a row of `cell`-pixel cells
+    per layer), and those tokens' ids per layer; a Trans-INR image model only."""
+    from models.io.images import read_fitted
+    from models.tasks.attention_maps import attention_map_figure, check_attention_model
+
+    config = model.checkpoint.config
+    if config.task != "image":
+        raise TransInrError(
+            f"model {model.model_id} is a {config.task} model; attention maps need an "
+            "image model (--model)"
+        )
+    check_attention_model(model.network)
+    layers = len(model.network.hypernetwork.group_counts)
+    for name, side in (("width", (1 + tokens) * cell), ("height", layers * cell)):
+        if not 1 <= side <= MAX_SIZE:
+            raise TransInrError(f"the figure {name} {side} is out of range; use 1 to {MAX_SIZE}")
+    fitted, _, _ = read_fitted(image, config.image_size, fit, max_pixels)
+    return attention_map_figure(model.network, fitted, tokens, cell)
 
 
 def check_evaluation(
@@ -475,6 +551,6 @@ def train(
 
 
 __all__ = [
-    "Inr", "Model", "encode", "evaluate", "load_inr", "load_model", "refine", "refine_settings",
-    "resolve_device", "train",
+    "Inr", "Model", "attention_map", "encode", "evaluate", "export", "load_inr", "load_model",
+    "refine", "refine_settings", "resolve_device", "train",
 ]  # fmt: skip

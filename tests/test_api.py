@@ -1,5 +1,5 @@
 """The Python API (models/api.py): the README's example, encode -> render -> refine -> save on a
-tiny model, NeRF views, training and evaluation (images and views); and the import
+tiny model, NeRF views, training, evaluation, export and attention maps; and the import
 boundaries the layout promises."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from nerf_support import fixture_nerf_data, fixture_nerf_run  # noqa: F401  (fixtures)
+from nerf_support import fixture_chair, fixture_nerf_data, fixture_nerf_run  # noqa: F401
 from support import REPO_ROOT
 
 from models import api
@@ -200,6 +200,43 @@ def test_evaluate_views(nerf_run, nerf_data):
     assert result.psnr_refined is not None and 0 < result.baseline_psnr < 100
     with pytest.raises(TransInrError, match="--support-views 9"):
         api.evaluate(model, nerf_data, category="chairs", support_views=9)
+
+
+def test_encode_then_refine_as_the_command_line(model, image_folder, nerf_run, chair):
+    image = image_folder / "img00.png"
+    inr = api.encode(model, image, refine_steps=3)
+    header = inr.header
+    assert header.refine_steps == 3 and header.refined_psnr >= header.psnr_before_refine
+    assert header.psnr_before_refine == pytest.approx(api.encode(model, image).header.encode_psnr)
+    with pytest.raises(TransInrError, match="refine_steps is for images"):
+        api.encode(api.load_model(nerf_run, device="cpu"), chair, refine_steps=3)
+
+
+def test_export_viewer_and_mesh(tmp_path, model, image_folder, nerf_run, chair):
+    face = api.encode(model, image_folder / "img00.png")
+    summary = api.export(face, tmp_path / "out" / "face.html", name="face.inr", device="cpu")
+    page = (tmp_path / "out" / "face.html").read_bytes()
+    assert summary == {"format": "html", "bytes": len(page)} and b"face.inr" in page
+    chair_inr = api.encode(api.load_model(nerf_run, device="cpu"), chair)
+    mesh = api.export(chair_inr, tmp_path / "chair.ply", resolution=16, threshold=1e-6)
+    assert mesh["format"] == "ply" and mesh["bytes"] == (tmp_path / "chair.ply").stat().st_size
+    assert mesh["vertices"] > 0 and mesh["faces"] > 0
+    with pytest.raises(TransInrError, match="name the output chair.ply"):
+        api.export(chair_inr, tmp_path / "chair.data", "ply", resolution=16)
+    with pytest.raises(TransInrError, match="--format"):
+        api.export(face, tmp_path / "face.data")
+    assert not (tmp_path / "chair.data").exists()
+
+
+def test_attention_map(model, image_folder, nerf_run):
+    figure, chosen = api.attention_map(model, image_folder / "img00.png", tokens=2, cell=20)
+    layers = len(model.network.hypernetwork.group_counts)
+    assert figure.shape == (layers * 20, 3 * 20, 3) and figure.dtype == np.uint8
+    assert len(chosen) == layers and all(len(ids) <= 2 for ids in chosen)
+    with pytest.raises(TransInrError, match="figure width"):
+        api.attention_map(model, image_folder / "img00.png", tokens=1000, cell=100)
+    with pytest.raises(TransInrError, match="image model"):
+        api.attention_map(api.load_model(nerf_run, device="cpu"), image_folder / "img00.png")
 
 
 def test_render_imports_no_training_code(tmp_path, image_folder, tiny_run):

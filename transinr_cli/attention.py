@@ -18,7 +18,6 @@ from transinr_cli.common import (
     OverwriteOption,
     QuietOption,
     check_output,
-    check_size,
     console,
     ensure_parent,
     handle_errors,
@@ -46,9 +45,9 @@ def attention(
     as_json: JsonOption = False,
 ) -> None:
     """Draw the last-layer attention of each INR layer's weight tokens on an image (Fig. 7)."""
-    from models.io.images import encode_png, read_fitted
+    from models.api import Model, attention_map
+    from models.io.images import encode_png
     from models.io.safetensors_io import atomic_write
-    from models.tasks.attention_maps import attention_map_figure, check_attention_model
     from models.tasks.devices import resolve_device
 
     if out.suffix.lower() != ".png":
@@ -56,20 +55,13 @@ def attention(
     check_output(out, overwrite)
     torch_device = resolve_device(device.value)
     checkpoint, meta_learner = load_model(model, torch_device, "image", quiet or as_json)
-    config = checkpoint.config
-    if config.task != "image":
-        raise TransInrError(
-            f"model {checkpoint.model_id} is a {config.task} model; attention maps need an "
-            "image model (--model)"
-        )
-    check_attention_model(meta_learner)
-    layers = len(meta_learner.hypernetwork.group_counts)
-    check_size("the figure width", (1 + tokens) * cell)
-    check_size("the figure height", layers * cell)
-    fitted, _, _ = read_fitted(image, config.image_size, fit.value, max_pixels)
-    figure, chosen = attention_map_figure(meta_learner, fitted, tokens, cell)
+    figure, chosen = attention_map(
+        Model(checkpoint, meta_learner, torch_device), image, tokens=tokens, fit=fit.value,
+        cell=cell, max_pixels=max_pixels,
+    )  # fmt: skip
     ensure_parent(out)
     atomic_write(out, encode_png(figure))
+    layers = len(chosen)
     if as_json:
         print(json.dumps({"output": str(out), "layers": layers, "tokens": chosen}))
     elif not quiet:

@@ -16,11 +16,11 @@ from transinr_cli.common import (
     DeviceOption,
     Dtype,
     JsonOption,
+    LazyTask,
     OverwriteOption,
     QuietOption,
     check_output,
     console,
-    ensure_parent,
     handle_errors,
     progress_bar,
 )
@@ -33,7 +33,6 @@ class ExportFormat(str, Enum):
     obj = "obj"
 
 
-SUFFIXES = {"html": (".html", ".htm"), "onnx": (".onnx",), "ply": (".ply",), "obj": (".obj",)}
 MESH_OPTIONS = ("--resolution", "--threshold", "--extent")
 
 
@@ -76,36 +75,27 @@ def export(
     as_json: JsonOption = False,
 ) -> None:
     """Export an .inr file: a browser viewer (html), an ONNX graph, or a NeRF's mesh (ply, obj)."""
+    from models.api import Inr
+    from models.api import export as write_export
     from models.io.inr_file import load_inr
-    from models.io.safetensors_io import atomic_write
-    from models.tasks.devices import resolve_device
-    from models.tasks.export import ExportOptions, check_export, export_inr, format_of
+    from models.tasks.export import SUFFIXES, check_suffix, format_of
 
     chosen = format_of(fmt.value if fmt else None, out)
     check_options(chosen, resolution, threshold, extent, dtype)
     target = out or Path(inr.stem + SUFFIXES[chosen][0])
-    if target.suffix.lower() not in SUFFIXES[chosen]:
-        raise TransInrError(
-            f"--format {chosen} writes {SUFFIXES[chosen][0]} files; name the output "
-            f"{target.stem}{SUFFIXES[chosen][0]}"
-        )
+    check_suffix(chosen, target)
     check_output(target, overwrite)
     inr_file = load_inr(inr)
     started = time.perf_counter()
-    options = ExportOptions(
-        name=inr.name, dtype=dtype.value if dtype else None, resolution=resolution or 128,
-        threshold=threshold, extent=extent, device=str(resolve_device(device.value)),
-    )  # fmt: skip
-    check_export(inr_file, chosen, options)
     with progress_bar(quiet or chosen not in ("ply", "obj")) as bar:
-        task_id = bar.add_task("density grid", total=options.resolution)
-        options.on_slices = lambda count: bar.advance(task_id, count)
-        data, summary = export_inr(inr_file, chosen, options)
-    ensure_parent(target)
-    atomic_write(target, data)
+        summary = write_export(
+            Inr(inr_file), target, chosen, name=inr.name, dtype=dtype.value if dtype else None,
+            resolution=resolution or 128, threshold=threshold, extent=extent,
+            device=device.value, on_slices=LazyTask(bar, "density grid", resolution or 128).advance,
+        )  # fmt: skip
     seconds = time.perf_counter() - started
     if as_json:
-        print(json.dumps({"output": str(target), "format": chosen, **summary, "seconds": seconds}))
+        print(json.dumps({"output": str(target), **summary, "seconds": seconds}))
     elif not quiet:
         console.print(f"{inr} -> {target}  {describe(chosen, summary)}  {seconds:.2f} s")
 

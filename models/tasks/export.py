@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import onnx
 
 FORMATS = {"html": ".html", "onnx": ".onnx", "ply": ".ply", "obj": ".obj"}
+SUFFIXES = {"html": (".html", ".htm"), "onnx": (".onnx",), "ply": (".ply",), "obj": (".obj",)}
 ONNX_OPSET = 17
 ONNX_IR_VERSION = 8  # the IR of opset 17: runtimes from onnxruntime 1.13 on read it
 SINE_OMEGA = 30.0  # models/core/inr.py
@@ -64,6 +65,15 @@ def format_of(fmt: str | None, out: Path | None) -> str:
     if fmt not in FORMATS:
         raise TransInrError(f"unknown --format '{fmt}'; choose html, onnx, ply or obj")
     return fmt
+
+
+def check_suffix(fmt: str, path: Path) -> None:
+    """The output's name ends as the format's files do."""
+    if path.suffix.lower() not in SUFFIXES[fmt]:
+        raise TransInrError(
+            f"--format {fmt} writes {SUFFIXES[fmt][0]} files; name the output "
+            f"{path.stem}{SUFFIXES[fmt][0]}"
+        )
 
 
 def check_export(inr_file: InrFile, fmt: str, options: ExportOptions) -> None:
