@@ -1,6 +1,7 @@
 """The paper's experiments at small scale (Tables 1-4, the speed comparison, Fig. 7), on data we
-have: ../shared/data/celeba-89 and synthetic chairs. Every number comes from a `transinr`
-command that this script runs and writes down, so anyone can rerun a single cell.
+have: ../shared/data/celeba-89 and synthetic chairs. Every number comes from the Python API
+(models/api.py), called in this process; each call is written down as the `transinr` command
+that does the same, with its time, so anyone can rerun a single cell from a shell.
 
     python bench/experiments.py                       # everything, about 90 minutes on 2 cores
     python bench/experiments.py --only table1,speed   # sections: table1 table2 views speed
@@ -15,8 +16,8 @@ Sections
              Trans-INR vs Learned Init (Tables 3 and 4).
   speed      encode (one forward pass) vs Learned Init's inner steps vs fitting from scratch
              until the encode PSNR is matched: seconds per image and the "times faster" figure.
-  attention  `transinr attention` of the table1 Trans-INR model, and of the bundled image model,
-             on the bundled astronaut photo.
+  attention  the attention maps (`transinr attention`) of the table1 Trans-INR model, and of
+             the bundled image model, on the bundled astronaut photo.
   plot       validation PSNR against training steps and seconds for every run above (one PNG).
   long       (not in the default list) table1's Trans-INR and single-vector rows again at a
              longer budget (`--long-minutes`, default 20): about 41 minutes more.
@@ -33,16 +34,22 @@ import json
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from models import api  # noqa: E402
+from models.errors import TransInrError  # noqa: E402
+
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-89"
 ASTRONAUT = ROOT / "assets" / "examples" / "astronaut.jpg"
 BUNDLED_IMAGE_MODEL = ROOT / "assets" / "models" / "image-celeba89.safetensors"
+T = TypeVar("T")
 
 
 SECTION_BUDGETS = {"table1": ("image_minutes",), "table2": ("image_minutes",),
@@ -54,59 +61,86 @@ class FitReached(Exception):
     """Stops a fit once it matches the encode PSNR."""
 
 
+def command_line(argv: Sequence[object]) -> str:
+    """The `transinr` command line of `argv`, with paths shown as from the project root."""
+    shown = "transinr " + shlex.join(str(arg) for arg in argv)
+    return shown.replace(f"{ROOT.parent}/shared/", "../shared/").replace(f"{ROOT}/", "")
+
+
 class Runner:
-    """Runs transinr commands, records each with its JSON output."""
+    """Runs the experiments' API calls, recording each as the equivalent `transinr` command
+    line (computed from the same arguments) with its time."""
 
     def __init__(self, out: Path, quick: bool):
         self.out, self.quick = out, quick
         self.commands: list[dict] = []
-        self.transinr = str(Path(sys.executable).with_name("transinr"))
 
-    def __call__(self, *args: str) -> dict:
-        argv = [str(arg) for arg in args]
-        shown = "transinr " + shlex.join(argv)
-        shown = shown.replace(f"{ROOT.parent}/shared/", "../shared/").replace(f"{ROOT}/", "")
+    def __call__(self, argv: Sequence[object], call: Callable[[], T]) -> T:
+        shown = command_line(argv)
         print(f"+ {shown}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        completed = subprocess.run(
-            [self.transinr, *argv], cwd=ROOT, capture_output=True, text=True, check=False
-        )
-        if completed.returncode != 0 or not completed.stdout.strip():
-            raise SystemExit(f"failed ({completed.returncode}): {shown}\n{completed.stderr}")
-        result = json.loads(completed.stdout.strip().splitlines()[-1])
+        try:
+            result = call()
+        except TransInrError as error:
+            raise SystemExit(f"failed: {shown}\n{error}") from None
         self.commands.append({"command": shown, "seconds": round(time.perf_counter() - started, 1)})
         return result
 
 
-def image_data(quick: bool) -> list[str]:
+def image_data(quick: bool) -> tuple[str, Path]:
+    """The image data set: its layout and folder."""
     if quick:
-        return ["--dataset", "folder", "--data", str(ROOT / "assets" / "examples" / "photos")]
+        return "folder", ROOT / "assets" / "examples" / "photos"
     if not CELEBA.is_dir():
         raise SystemExit(f"{CELEBA} is missing: the image tables need ../shared/data/celeba-89")
-    return ["--dataset", "celeba", "--data", str(CELEBA)]
+    return "celeba", CELEBA
 
 
-def train_image(run: Runner, name: str, minutes: float, *extra: str) -> dict:
+def new_run(task: str, preset: str, method: str | None, groups: int | None, **recipe) -> tuple:
+    """The model and recipe `transinr train` makes of these options (its checkpoint interval
+    of 10 minutes included), seed 0."""
+    from models.tasks import train_setup
+
+    recipe = {"checkpoint_minutes": 10.0, **recipe}
+    model_options = {"groups": groups}
+    return train_setup.new_run(task, preset, method or "trans-inr", model_options, recipe, 0)
+
+
+def train_image(
+    run: Runner, name: str, minutes: float, method: str | None = None, groups: int | None = None
+) -> dict:
+    """Train an image model for `minutes` (`--method`, `--groups` when given), then score it on
+    the test split."""
     preset = "tiny" if run.quick else "celeba89"
     out = run.out / "runs" / name
+    dataset, data = image_data(run.quick)
+    val_every, val_images = (20, 8) if run.quick else (200, 100)
+    config, train_config = new_run(
+        "image", preset, method, groups, budget_minutes=minutes, precision="bf16",
+        val_every=val_every, val_images=val_images, dataset=dataset, data=str(data),
+    )  # fmt: skip
+    chosen = {"--method": method, "--groups": groups}
+    extra = [part for key, value in chosen.items() if value is not None for part in (key, value)]
     summary = run(
-        "train", *image_data(run.quick), "--preset", preset, "--minutes", minutes,
-        "--precision", "bf16", "--val-every", 20 if run.quick else 200,
-        "--val-images", 8 if run.quick else 100, "--out", out, "--overwrite",
-        "--quiet", "--json", *extra,
+        ["train", "--dataset", dataset, "--data", data, "--preset", preset, "--minutes", minutes,
+         "--precision", "bf16", "--val-every", val_every, "--val-images", val_images, "--out",
+         out, "--overwrite", "--quiet", "--json", *extra],
+        lambda: api.train(out, config, train_config, overwrite=True),
     )  # fmt: skip
     limit = 4 if run.quick else 200
     scores = run(
-        "eval", *image_data(run.quick), "--model", out, "--limit", limit, "--quiet", "--json"
-    )
-    return {"run": str(out), "steps": summary["steps"], "train_seconds": summary["seconds"],
-            "psnr": scores["psnr"], "images": scores["images"]}  # fmt: skip
+        ["eval", "--dataset", dataset, "--data", data, "--model", out, "--limit", limit,
+         "--quiet", "--json"],
+        lambda: api.evaluate(api.load_model(out), data, dataset=dataset, limit=limit),
+    )  # fmt: skip
+    return {"run": str(out), "steps": summary.steps, "train_seconds": summary.seconds,
+            "psnr": scores.psnr, "images": scores.images}  # fmt: skip
 
 
 def table1(run: Runner, minutes: float) -> dict:
     rows = {}
     for method in ("trans-inr", "learned-init", "single-vector"):
-        rows[method] = train_image(run, f"t1-{method}", minutes, "--method", method)
+        rows[method] = train_image(run, f"t1-{method}", minutes, method=method)
     return rows
 
 
@@ -114,7 +148,7 @@ def longer(run: Runner, minutes: float) -> dict:
     """Table 1's Trans-INR and single-vector rows again at a longer budget: where the single
     vector's cheaper step stops paying for its bottleneck."""
     return {
-        method: train_image(run, f"long-{method}", minutes, "--method", method)
+        method: train_image(run, f"long-{method}", minutes, method=method)
         for method in ("trans-inr", "single-vector")
     }
 
@@ -122,7 +156,7 @@ def longer(run: Runner, minutes: float) -> dict:
 def table2(run: Runner, minutes: float, table1_rows: dict | None) -> dict:
     """The preset's own G (table 1's Trans-INR run, same budget) joins the list unretrained."""
     groups = (1, 4, 8) if run.quick else (1, 4, 16, 64)
-    rows = {f"G={g}": train_image(run, f"t2-g{g}", minutes, "--groups", g) for g in groups}
+    rows = {f"G={g}": train_image(run, f"t2-g{g}", minutes, groups=g) for g in groups}
     if table1_rows and "trans-inr" in table1_rows:
         from models.io.checkpoint import load_checkpoint
 
@@ -133,31 +167,50 @@ def table2(run: Runner, minutes: float, table1_rows: dict | None) -> dict:
 
 
 def views(run: Runner, minutes: float) -> dict:
-    rows = {}
+    """Synthetic chairs (generated once under OUT/runs), each method with 1 and 2 views."""
+    from models.data.synth import write_dataset
+
     data = run.out / "runs" / "chairs-data"
     objects = 12 if run.quick else 200
     if not (data / "chair_splits.json").is_file():
-        run("data", "synth", "--category", "chairs", "--objects", objects, "--out", data,
-            "--quiet", "--json")  # fmt: skip
-    for method in ("trans-inr", "learned-init"):
-        for support in (1, 2):
-            name = f"views-{method}-{support}"
-            out = run.out / "runs" / name
-            summary = run(
-                "train", "--task", "nerf", "--data", data, "--category", "chairs", "--preset",
-                "tiny", "--method", method, "--support-views", support, "--minutes", minutes,
-                "--val-every", 20 if run.quick else 250, "--out", out, "--overwrite",
-                "--quiet", "--json",
-            )  # fmt: skip
-            scores = run(
-                "eval", "--task", "nerf", "--model", out, "--data", data, "--category",
-                "chairs", "--support-views", support, "--refine-steps", 5 if run.quick else 100,
-                "--refine-lr", "1e-3", "--limit", 2 if run.quick else 20, "--quiet", "--json",
-            )  # fmt: skip
-            rows[name] = {"method": method, "support_views": support, "steps": summary["steps"],
-                          "psnr": scores["psnr"], "psnr_refined": scores["psnr_refined"],
-                          "objects": scores["objects"], "run": str(out)}  # fmt: skip
-    return rows
+        run(["data", "synth", "--category", "chairs", "--objects", objects, "--out", data,
+             "--quiet", "--json"],
+            lambda: write_dataset(data, "chairs", objects, seed=0, extent=1.0))  # fmt: skip
+    return {
+        f"views-{method}-{support}": view_row(run, data, method, support, minutes)
+        for method in ("trans-inr", "learned-init")
+        for support in (1, 2)
+    }
+
+
+def view_row(run: Runner, data: Path, method: str, support: int, minutes: float) -> dict:
+    """Train a tiny NeRF model with `support` views for `minutes`; score it on the test
+    objects in one pass and after test-time steps."""
+    out = run.out / "runs" / f"views-{method}-{support}"
+    val_every = 20 if run.quick else 250
+    config, train_config = new_run(
+        "nerf", "tiny", method, None, budget_minutes=minutes, support_views=support,
+        val_every=val_every, precision="auto", data=str(data), category="chairs",
+    )  # fmt: skip
+    summary = run(
+        ["train", "--task", "nerf", "--data", data, "--category", "chairs", "--preset", "tiny",
+         "--method", method, "--support-views", support, "--minutes", minutes, "--val-every",
+         val_every, "--out", out, "--overwrite", "--quiet", "--json"],
+        lambda: api.train(out, config, train_config, overwrite=True),
+    )  # fmt: skip
+    steps, limit = (5, 2) if run.quick else (100, 20)
+    scores = run(
+        ["eval", "--task", "nerf", "--model", out, "--data", data, "--category", "chairs",
+         "--support-views", support, "--refine-steps", steps, "--refine-lr", "1e-3", "--limit",
+         limit, "--quiet", "--json"],
+        lambda: api.evaluate(
+            api.load_model(out), data, category="chairs", support_views=support,
+            refine_steps=steps, refine_lr=1e-3, limit=limit,
+        ),
+    )  # fmt: skip
+    return {"method": method, "support_views": support, "steps": summary.steps,
+            "psnr": scores.psnr, "psnr_refined": scores.psnr_refined,
+            "objects": scores.objects, "run": str(out)}  # fmt: skip
 
 
 def fit_until(image, inr_config, target: float, limit: int) -> dict:
@@ -244,11 +297,21 @@ def attention(run: Runner) -> dict:
     models = {"attention.png": run.out / "runs" / "t1-trans-inr"}
     if BUNDLED_IMAGE_MODEL.is_file() and not run.quick:
         models["attention-bundled.png"] = BUNDLED_IMAGE_MODEL
+    return {name: attention_figure(run, model, run.out / name) for name, model in models.items()}
+
+
+def attention_figure(run: Runner, model: Path, target: Path) -> dict:
+    """The attention maps of `model` on the astronaut, written to `target` (a PNG)."""
+    from models.io.images import encode_png
+    from models.io.safetensors_io import atomic_write
+
+    def draw() -> dict:
+        figure, chosen = api.attention_map(api.load_model(model), ASTRONAUT)
+        atomic_write(target, encode_png(figure))
+        return {"output": str(target), "layers": len(chosen), "tokens": chosen}
+
     options = ("--overwrite", "--quiet", "--json")
-    return {
-        name: run("attention", ASTRONAUT, "--model", model, "-o", run.out / name, *options)
-        for name, model in models.items()
-    }
+    return run(["attention", ASTRONAUT, "--model", model, "-o", target, *options], draw)
 
 
 def plot(out: Path) -> dict[str, list[tuple[float, float, float]]]:

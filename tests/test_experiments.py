@@ -1,17 +1,27 @@
 """bench/experiments.py without training: the validation-curve plot read from run checkpoints,
-table 2 taking the preset's own G from table 1, and the results tables written from results."""
+table 2 taking the preset's own G from table 1, the results tables written from results, and
+the command lines it records doing what its API calls do."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import shlex
 from pathlib import Path
 
 import numpy as np
+import pytest
+from nerf_support import fixture_nerf_data  # noqa: F401  (a fixture)
 from PIL import Image
+from typer.testing import CliRunner
 
 from models.core.metalearner import TransInr
 from models.core.presets import preset_config
+from models.errors import TransInrError
 from models.io.checkpoint import save_checkpoint
+from models.tasks import training
+from models.tasks.evaluation import EvalResult
+from transinr_cli.app import app
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "experiments.py"
 spec = importlib.util.spec_from_file_location("experiments", SCRIPT)
@@ -57,8 +67,8 @@ def test_table2_adds_the_preset_groups_from_table1(tmp_path, monkeypatch):
     run_dir = write_run(tmp_path / "runs", "t1-trans-inr", [], groups=8)
     row = {"run": str(run_dir), "steps": 5, "train_seconds": 1.0, "psnr": 15.0, "images": 4}
 
-    def fake_train(run, name, minutes, *extra):
-        return {"run": name, "steps": 1, "psnr": float(extra[-1]), "images": 4}
+    def fake_train(run, name, minutes, method=None, groups=None):
+        return {"run": name, "steps": 1, "psnr": float(groups), "images": 4}
 
     monkeypatch.setattr(experiments, "train_image", fake_train)
     runner = experiments.Runner(tmp_path, quick=True)
@@ -120,3 +130,48 @@ def test_markdown_writes_every_section(tmp_path):
         "- table1: `transinr train --x` (1.0 s)",
     ):
         assert expected in text, expected
+
+
+def test_runner_records_the_command_line_and_stops_on_errors(tmp_path):
+    runner = experiments.Runner(tmp_path, quick=True)
+    data = experiments.ROOT.parent / "shared" / "data" / "x"
+    assert runner(["eval", "--data", data, "--limit", 4], lambda: 7) == 7
+    assert runner.commands == [{"command": "transinr eval --data ../shared/data/x --limit 4",
+                                "seconds": 0.0}]  # fmt: skip
+
+    def refused():
+        raise TransInrError("no such thing; try another")
+
+    with pytest.raises(SystemExit, match="failed: transinr attention a.jpg\nno such thing"):
+        runner(["attention", experiments.ROOT / "a.jpg"], refused)
+
+
+def test_recorded_train_commands_train_as_the_api_calls(tmp_path, monkeypatch, nerf_data):
+    """Each cell's `transinr train` line, run, hands the training loop the same model, recipe and
+    data as the API call the cell made (the loop itself faked: nothing trains)."""
+    seen = []
+
+    def fake_loop(run_dir, model_config, train_config, train_set, val_set, device, *args, **kw):
+        recipe = dataclasses.asdict(train_config)
+        recipe["data"] = str((experiments.ROOT / recipe["data"]).resolve())
+        seen.append((model_config, recipe, len(train_set), len(val_set), device))
+        return training.TrainResult(1, 10.0, 10.0, 0.5)
+
+    monkeypatch.setattr(training, "train", fake_loop)
+    monkeypatch.setattr(experiments.api, "load_model", lambda path: None)
+    scores = EvalResult(2, 12.0, psnr_refined=13.0, objects=2)
+    monkeypatch.setattr(experiments.api, "evaluate", lambda model, data, **options: scores)
+    runner = experiments.Runner(tmp_path, quick=True)
+    experiments.train_image(runner, "t1", 0.05, method="learned-init")
+    experiments.train_image(runner, "t2", 0.05, groups=4)
+    row = experiments.view_row(runner, nerf_data, "trans-inr", 2, 0.05)
+    assert row["objects"] == 2 and row["psnr_refined"] == 13.0 and row["steps"] == 1
+    monkeypatch.chdir(experiments.ROOT)  # the lines name project paths relative to it
+    commands = [c["command"] for c in runner.commands if c["command"].startswith("transinr train")]
+    assert len(commands) == 3
+    for command in commands:
+        result = CliRunner().invoke(app, shlex.split(command)[1:])
+        assert result.exit_code == 0, result.output
+    assert len(seen) == 6 and seen[3:] == seen[:3]
+    assert seen[0][0].method == "learned-init" and seen[1][0].groups == 4
+    assert seen[2][1]["support_views"] == 2 and seen[2][1]["budget_minutes"] == 0.05
