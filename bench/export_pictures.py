@@ -3,13 +3,14 @@
     python bench/export_pictures.py
 
 Encodes the bundled examples with the bundled models (assets/examples/astronaut.jpg,
-assets/examples/chair), runs `transinr export` on them, takes headless Chromium screenshots
-of the two html pages (software WebGL: --use-angle=swiftshader, so no GPU is needed; a fixed
-view from the URL fragment, drawn at once) and draws the chair's exported .ply beside
-`transinr render` of the same views, with flat shading and the mesh's vertex colours
-(a painter's-algorithm rasterizer here, no 3-D library). Writes
-experiments/export-image-viewer.png, experiments/export-nerf-viewer.png and
-experiments/export-mesh.png, and prints every command it runs. Software WebGL is slow:
+assets/examples/chair) and exports them, through the Python API (models/api.py: encode,
+export, render_view), takes headless Chromium screenshots of the two html pages (software
+WebGL: --use-angle=swiftshader, so no GPU is needed; a fixed view from the URL fragment, drawn
+at once) and draws the chair's exported .ply beside renders of the same views, with flat
+shading and the mesh's vertex colours (a painter's-algorithm rasterizer here, no 3-D library).
+Writes experiments/export-image-viewer.png, experiments/export-nerf-viewer.png and
+experiments/export-mesh.png, and prints, for every step, the `transinr` command that does the
+same (and the Chromium command it runs). Software WebGL is slow:
 about two minutes in all on 2 CPU cores (the face is refined 100 steps after encoding, so
 that the viewer has detail to show).
 """
@@ -29,7 +30,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.api import load_inr  # noqa: E402
+from models import api  # noqa: E402
 from models.nerf.rays import look_at_pose  # noqa: E402
 from models.tasks.export_mesh import Mesh, read_ply  # noqa: E402
 
@@ -37,10 +38,9 @@ VIEWS = ((30.0, 30.0), (120.0, 20.0), (230.0, 35.0))  # (azimuth, elevation) of 
 TILE = 256
 
 
-def run(*command: str) -> None:
-    """Run a command from the project root, printed first; stop on failure."""
-    print("+", " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+def show(*command: object) -> None:
+    """Print the `transinr` command line that does what the next API call does."""
+    print("+ transinr", " ".join(str(part) for part in command), flush=True)
 
 
 def screenshot(page: Path, fragment: str, width: int, height: int, target: Path) -> None:
@@ -101,22 +101,42 @@ def draw_mesh(mesh: Mesh, azimuth: float, elevation: float, radius: float, focal
     return image.resize((TILE, TILE), Image.LANCZOS)
 
 
-def mesh_panel(chair_inr: Path, chair_ply: Path, folder: Path, target: Path) -> None:
-    """Top row: `transinr render` of three views; bottom row: the mesh from the same views."""
-    inr = load_inr(chair_inr)
-    header = inr.header
+def mesh_panel(chair: api.Inr, chair_inr: Path, chair_ply: Path, target: Path) -> None:
+    """Top row: renders of three views (as `transinr render`); bottom row: the mesh from the
+    same views."""
+    header = chair.header
     focal = header.focal * TILE / header.view_size
     mesh = read_ply(chair_ply.read_bytes())
     panel = Image.new("RGB", (TILE * len(VIEWS), TILE * 2), "white")
     for column, (azimuth, elevation) in enumerate(VIEWS):
-        rendered = folder / f"chair-{column}.png"
-        run("transinr", "render", str(chair_inr), "--size", str(TILE), "--azimuth",
-            str(azimuth), "--elevation", str(elevation), "-o", str(rendered), "--quiet",
-            "--overwrite")  # fmt: skip
-        panel.paste(Image.open(rendered).convert("RGB"), (column * TILE, 0))
+        show("render", chair_inr, "--size", TILE, "--azimuth", azimuth, "--elevation", elevation,
+             "-o", f"chair-{column}.png", "--quiet", "--overwrite")  # fmt: skip
+        view = chair.render_view(azimuth=azimuth, elevation=elevation, size=TILE)
+        pixels = (view.numpy() * 255.0).round().astype(np.uint8)
+        panel.paste(Image.fromarray(pixels), (column * TILE, 0))
         drawn = draw_mesh(mesh, azimuth, elevation, header.camera_radius, focal)
         panel.paste(drawn, (column * TILE, TILE))
     panel.save(target, optimize=True)
+
+
+def encode_and_export(folder: Path) -> api.Inr:
+    """The astronaut (refined 100 steps) and the chair encoded by the bundled models, exported
+    as viewers (and the chair as a mesh) into `folder`; returns the chair's INR."""
+    face_path, chair_path = folder / "astronaut.inr", folder / "chair.inr"
+    show("encode", "assets/examples/astronaut.jpg", "-o", face_path, "--quiet",
+         "--refine-steps", 100)  # fmt: skip
+    face = api.encode(api.load_model(task="image"), ROOT / "assets/examples/astronaut.jpg",
+                      refine_steps=100)  # fmt: skip
+    face.save(face_path)
+    show("encode", "assets/examples/chair", "-o", chair_path, "--quiet")
+    chair = api.encode(api.load_model(task="nerf"), ROOT / "assets/examples/chair")
+    chair.save(chair_path)
+    for inr, path in ((face, face_path), (chair, chair_path)):
+        show("export", path, "-o", path.with_suffix(".html"))
+        api.export(inr, path.with_suffix(".html"), name=path.name)
+    show("export", chair_path, "-o", folder / "chair.ply")
+    api.export(chair, folder / "chair.ply")
+    return chair
 
 
 def main() -> None:
@@ -126,19 +146,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="transinr-export-") as name:
         folder = Path(name)
-        face, chair = folder / "astronaut.inr", folder / "chair.inr"
-        run("transinr", "encode", "assets/examples/astronaut.jpg", "-o", str(face), "--quiet",
-            "--refine-steps", "100")  # fmt: skip
-        run("transinr", "encode", "assets/examples/chair", "-o", str(chair), "--quiet")
-        for source in (face, chair):
-            run("transinr", "export", str(source), "-o", str(source.with_suffix(".html")))
-        run("transinr", "export", str(chair), "-o", str(folder / "chair.ply"))
+        chair = encode_and_export(folder)
+        face_page, chair_page = folder / "astronaut.html", folder / "chair.html"
         whole_picture = "box=-1,-1.4545,1,1.4545"  # square pixels in 480 x 330
-        screenshot(face.with_suffix(".html"), whole_picture, 480, 330,
-                   args.out / "export-image-viewer.png")  # fmt: skip
-        screenshot(chair.with_suffix(".html"), "view=30,25,3.2", 480, 330,
-                   args.out / "export-nerf-viewer.png")  # fmt: skip
-        mesh_panel(chair, folder / "chair.ply", folder, args.out / "export-mesh.png")
+        screenshot(face_page, whole_picture, 480, 330, args.out / "export-image-viewer.png")
+        screenshot(chair_page, "view=30,25,3.2", 480, 330, args.out / "export-nerf-viewer.png")
+        mesh_panel(chair, folder / "chair.inr", folder / "chair.ply", args.out / "export-mesh.png")
     for picture in ("export-image-viewer", "export-nerf-viewer", "export-mesh"):
         path = args.out / f"{picture}.png"
         print(f"{path}: {path.stat().st_size / 1e3:.0f} kB")
