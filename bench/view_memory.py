@@ -1,13 +1,14 @@
-"""Peak memory of `transinr encode` on large posed views (issue 18).
+"""Peak memory of encoding large posed views (`transinr encode`; issue 18).
 
     python bench/view_memory.py                   # four 7000 x 7000 views, JPEG then PNG
     python bench/view_memory.py --side 4000 --formats png --json
 
 Writes an object folder of four `--side` x `--side` RGBA-on-white views (a lit sphere seen from
-four cameras, radius 4, learnit layout) in a temporary folder, once per format, then runs
-`transinr encode FOLDER --views 0,1,2,3` in a child process with a tiny NeRF model (the `tiny`
+four cameras, radius 4, learnit layout) in a temporary folder, once per format, then encodes it
+with the Python API (models.api.encode: what `transinr encode FOLDER --views 0,1,2,3` does,
+recorded as that command) in a freshly spawned process, with a tiny NeRF model (the `tiny`
 preset, untrained, saved with models.io.checkpoint: the forward pass is what any model costs at
-this size) and reads the child's peak resident memory from the kernel (os.wait4's ru_maxrss).
+this size), and reads that process's peak resident memory from the kernel (its ru_maxrss).
 The goal: under 1 GB (views are decoded reduced to MAX_VIEW_SIDE, never at full size).
 """
 
@@ -15,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
-import subprocess
+import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 GOAL_BYTES = 1 << 30
 CAMERA_ANGLE_X = 0.6911112070083618  # learnit's
@@ -81,49 +85,57 @@ def tiny_nerf_model(path: Path) -> Path:
     return path
 
 
-def peak_memory(command: list[str]) -> tuple[int, float, str]:
-    """Run `command` in a child process: (its peak resident bytes, seconds, its stderr)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+def report_peak(connection, function: Callable, args: tuple) -> None:
+    """In the spawned process: function(*args), then its result and this process's peak
+    resident bytes sent back."""
+    result = function(*args)
+    connection.send((result, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
+    connection.close()
+
+
+def in_fresh_process(function: Callable, *args) -> tuple[object, int, float]:
+    """function(*args) in a newly spawned interpreter (one thread), which starts from none of
+    this process's pages: (its result, that process's peak resident bytes, seconds)."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # the child reads them
     started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    stderr = child.stderr.read().decode(errors="replace")
-    child.stdout.close()
-    child.stderr.close()
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}):\n{stderr}")
-    return usage.ru_maxrss * 1024, seconds, stderr
+    child = context.Process(target=report_peak, args=(sender, function, args))
+    child.start()
+    sender.close()
+    try:
+        result, peak = receiver.recv()
+    except EOFError:  # the child failed, its traceback on stderr
+        child.join()
+        raise SystemExit(f"{function.__name__} failed (exit code {child.exitcode})") from None
+    child.join()
+    return result, peak, time.perf_counter() - started
 
 
 def prepare(scratch: Path, side: int, suffix: str) -> None:
-    """Write the model and the views in a child process: this one stays small, so that the
-    child measured next does not start from its memory (Linux counts a parent's pages in a
-    forked child's peak until it execs)."""
-    code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from bench.view_memory import tiny_nerf_model, write_views; "
-        "scratch = Path(sys.argv[2]); tiny_nerf_model(scratch / 'tiny-nerf.safetensors'); "
-        "write_views(scratch / sys.argv[4], int(sys.argv[3]), sys.argv[5])"
-    )
-    folder = f"views{suffix.replace('.', '-')}"
-    subprocess.run(
-        [sys.executable, "-c", code, str(ROOT), str(scratch), str(side), folder, suffix],
-        check=True,
-    )
+    """The model and the views (written by their own process, measured by nothing)."""
+    tiny_nerf_model(scratch / "tiny-nerf.safetensors")
+    write_views(scratch / f"views{suffix.replace('.', '-')}", side, suffix)
+
+
+def encode_views(folder: Path, model: Path, out: Path) -> None:
+    """`transinr encode FOLDER --views 0,1,2,3 --model MODEL -o OUT --device cpu`, through
+    the Python API."""
+    from models.api import encode, load_model
+
+    encode(load_model(model, device="cpu"), folder, views=[0, 1, 2, 3]).save(out)
 
 
 def measure(side: int, suffix: str, scratch: Path) -> dict:
-    prepare(scratch, side, suffix)
+    in_fresh_process(prepare, scratch, side, suffix)
     folder = scratch / f"views{suffix.replace('.', '-')}"
     model = scratch / "tiny-nerf.safetensors"
     out = scratch / f"object{suffix.replace('.', '-')}.inr"
+    _, peak, seconds = in_fresh_process(encode_views, folder, model, out)
     command = [
-        sys.executable, "-m", "transinr_cli", "encode", str(folder), "--views", "0,1,2,3",
-        "--model", str(model), "-o", str(out), "--overwrite", "--device", "cpu", "--json",
+        "transinr", "encode", str(folder), "--views", "0,1,2,3", "--model", str(model), "-o",
+        str(out), "--overwrite", "--device", "cpu", "--json",
     ]  # fmt: skip
-    peak, seconds, _ = peak_memory(command)
     size = sum(p.stat().st_size for p in folder.iterdir())
     return {
         "format": suffix[1:],
@@ -133,7 +145,7 @@ def measure(side: int, suffix: str, scratch: Path) -> dict:
         "peak_rss_mb": round(peak / 1e6, 1),
         "seconds": round(seconds, 2),
         "goal_met": peak < GOAL_BYTES,
-        "command": " ".join(command[1:]).replace(str(scratch), "$TMP"),
+        "command": " ".join(command).replace(str(scratch), "$TMP"),
     }
 
 
