@@ -184,6 +184,18 @@ def train_with_progress(
             )  # fmt: skip
 
 
+def stop_interrupted(result, run_dir: Path, distributed) -> None:
+    """A run stopped by Ctrl-C or SIGTERM: rank 0 says where its last checkpoint is and how to
+    resume; every rank exits with 130."""
+    if distributed.is_main:
+        error_console.print(
+            f"interrupted at step {result.steps}; saved {run_dir / 'last.safetensors'}; "
+            f"resume with: transinr train --out {run_dir} --resume",
+            markup=False,
+        )
+    raise typer.Exit(130)
+
+
 def print_result(run_dir, config, train_config, result, device, distributed, as_json) -> None:
     """The run's summary: JSON with --json, else one line."""
     summary = {
@@ -425,14 +437,7 @@ def train(
             distributed, quiet, keep=resume or not distributed.is_main,
         )  # fmt: skip
         if result.interrupted:
-            if not distributed.is_main:
-                raise typer.Exit(130)
-            error_console.print(
-                f"interrupted at step {result.steps}; saved {run_dir / 'last.safetensors'}; "
-                f"resume with: transinr train --out {run_dir} --resume",
-                markup=False,
-            )
-            raise typer.Exit(130)
+            stop_interrupted(result, run_dir, distributed)
         if distributed.is_main:
             print_result(run_dir, config, train_config, result, torch_device, distributed, as_json)
         finished = True
