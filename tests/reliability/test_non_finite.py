@@ -49,9 +49,9 @@ def loss_turns_nan_at(monkeypatch):
         original = objectives.ImageLoss.__call__
         calls = {"count": 0}
 
-        def patched(self, weights, images, generator=None):
+        def patched(self, weights, images, generator=None, image_weights=None):
             calls["count"] += 1
-            loss, psnr = original(self, weights, images, generator)
+            loss, psnr = original(self, weights, images, generator, image_weights)
             return (loss * math.nan if calls["count"] >= bad_step else loss), psnr
 
         monkeypatch.setattr(objectives.ImageLoss, "__call__", patched)
@@ -81,11 +81,11 @@ def test_nan_gradients_are_caught_before_any_checkpoint_write(tmp_path, image_fo
     original = objectives.ImageLoss.__call__
     calls = {"count": 0}
 
-    def patched(self, weights, images, generator=None):
+    def patched(self, weights, images, generator=None, image_weights=None):
         calls["count"] += 1
         if calls["count"] >= 3:
             weights[0].register_hook(lambda grad: torch.full_like(grad, math.nan))
-        return original(self, weights, images, generator)
+        return original(self, weights, images, generator, image_weights)
 
     monkeypatch.setattr(objectives.ImageLoss, "__call__", patched)
     run = tmp_path / "run"
