@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.core.initialisation import standard_normal
 from models.core.inr import INRWeights, init_layer
 
 
@@ -59,7 +60,7 @@ class HyperNetwork(nn.Module):
         if ipc_layer is not None:
             token_count = groups  # the rank r of the generated layer
             self.group_counts = [groups if i == ipc_layer else 0 for i in range(len(layer_shapes))]
-        self.weight_tokens = nn.Parameter(torch.randn(token_count, dim))
+        self.weight_tokens = nn.Parameter(standard_normal(token_count, dim))
         self.base_weights = nn.ParameterList(
             nn.Parameter(init_layer(fan_in, fan_out)) for fan_in, fan_out in layer_shapes
         )
@@ -69,7 +70,7 @@ class HyperNetwork(nn.Module):
         )
         if ipc_layer is not None:
             fan_in, fan_out = layer_shapes[ipc_layer]
-            factor = torch.randn(groups, fan_out) / math.sqrt(groups * fan_in)
+            factor = standard_normal(groups, fan_out) / math.sqrt(groups * fan_in)
             self.shared_factor = nn.Parameter(factor)  # V (r, out), as ginr-ipc initialises it
 
     @property

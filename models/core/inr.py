@@ -49,10 +49,22 @@ def inr_features(coords: torch.Tensor, config: INRConfig) -> torch.Tensor:
     return fourier_features(coords, fourier_frequencies(config, coords.device))
 
 
+def stack_weight_and_bias(weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """(fan_in, fan_out) weight and (fan_out,) bias -> one (fan_in + 1, fan_out) matrix.
+
+    Copies into an empty matrix rather than `torch.cat`: under `torch.device("meta")` (the shape
+    check of a checkpoint) `cat` imports torch._dynamo, a second of start-up for every command.
+    """
+    matrix = torch.empty(weight.shape[0] + 1, weight.shape[1], dtype=weight.dtype)
+    matrix[:-1].copy_(weight)
+    matrix[-1].copy_(bias)
+    return matrix
+
+
 def init_layer(fan_in: int, fan_out: int) -> torch.Tensor:
     """A (fan_in + 1, fan_out) weight-and-bias matrix initialised like torch's nn.Linear."""
     linear = torch.nn.Linear(fan_in, fan_out)
-    return torch.cat([linear.weight.detach().t(), linear.bias.detach()[None]], dim=0)
+    return stack_weight_and_bias(linear.weight.detach().t(), linear.bias.detach())
 
 
 def init_sine_layer(fan_in: int, fan_out: int, first: bool) -> torch.Tensor:
@@ -61,8 +73,8 @@ def init_sine_layer(fan_in: int, fan_out: int, first: bool) -> torch.Tensor:
     bound = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / SINE_OMEGA
     weight = torch.empty(fan_in, fan_out).uniform_(-bound, bound)
     bias_bound = 1.0 / math.sqrt(fan_in)
-    bias = torch.empty(1, fan_out).uniform_(-bias_bound, bias_bound)
-    return torch.cat([weight, bias], dim=0)
+    bias = torch.empty(fan_out).uniform_(-bias_bound, bias_bound)
+    return stack_weight_and_bias(weight, bias)
 
 
 def init_weights(config: INRConfig, batch: int = 1) -> INRWeights:

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.core.initialisation import standard_normal
+
 
 def image_to_patches(images: torch.Tensor, patch_size: int, padding: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, patch_count, C * P * P), patches in row-major order.
@@ -41,7 +43,7 @@ class ImageTokenizer(nn.Module):
         grid = (image_size + padding) // patch_size
         self.patch_embedding = nn.Linear(channels * patch_size**2, dim)
         self.position_embedding = (
-            nn.Parameter(torch.randn(grid * grid, dim)) if positional else None
+            nn.Parameter(standard_normal(grid * grid, dim)) if positional else None
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
