@@ -531,6 +531,7 @@ def train(
 
     run_dir, torch_device = Path(run_dir), resolve_device(device)
     train_setup.check_run_dir(run_dir, False, overwrite)
+    train_setup.check_augment(model_config, train_config.augment)
     train_config = dataclasses.replace(train_config)  # the caller's stays as given
     train_config.precision = resolve_precision(train_config.precision, torch_device)
     data = Path(train_config.data) if train_config.data else None

@@ -321,6 +321,13 @@ def train(
     support_views: Annotated[
         int | None, typer.Option(min=1, help="NeRF: support views per object.")
     ] = None,
+    augment: Annotated[
+        str | None,
+        typer.Option(
+            help="NeRF: augment training objects: 'mirror' (left-right mirror images), "
+            "'colours' (RGB channels permuted) or 'mirror,colours'. Default: none.",
+        ),
+    ] = None,
     rays_per_object: Annotated[
         int | None, typer.Option(min=1, max=1 << 20, help="NeRF: query rays per object a step.")
     ] = None,
@@ -376,7 +383,7 @@ def train(
         if out is None:
             raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
         fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from,
-                 flat_images, flat_weight)  # fmt: skip
+                 flat_images, flat_weight, augment)  # fmt: skip
         lengths = {"steps": steps, "epochs": epochs, "lr": lr, "budget_minutes": minutes}
         checkpoint, config, train_config = train_setup.resumed_run(
             out,
@@ -394,7 +401,7 @@ def train(
             "support_views": support_views, "rays_per_object": rays_per_object,
             "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
             "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
-            "init_from": str(init_from) if init_from else None,
+            "init_from": str(init_from) if init_from else None, "augment": augment,
         }  # fmt: skip
         config, train_config = train_setup.new_run(
             task.value, preset, method.value, model_options, recipe_options, seed

@@ -10,7 +10,8 @@ downsampled to that size and resized back, and the INR is scored against the ful
 faces does not paint a ghost face onto a plain input.
 Views (Sec. 4.2): the generalisation objective: INR weights from K support views, the loss on
 rays of a different query view of the same object, 128 rays per object, half of them on the
-foreground during the first epoch, jittered samples along each ray.
+foreground during the first epoch, jittered samples along each ray; optionally augmented
+(mirrored objects, permuted colours: models/data/view_augment.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from models.core.config import ModelConfig
 from models.core.inr import grid_image_inr
 from models.core.metalearner import TransInr
 from models.core.rendering import pixel_centres, psnr, render_pixels
+from models.data.view_augment import augment_views
 from models.data.view_data import views_to_tokens_input
 from models.nerf.rays import camera_rays
 from models.nerf.volume_rendering import render_rays, render_view
@@ -190,8 +192,10 @@ class NerfObjective:
         rays_per_object: int,
         foreground_epochs: float,
         seed: int,
+        augmentations: tuple[str, ...] = (),
     ):
         self.config, self.device, self.seed = config, device, seed
+        self.augmentations = augmentations
         self.support_views, self.rays = support_views, rays_per_object
         self.foreground_epochs = foreground_epochs
         # Fixed validation pairs: one seed, the first val_count objects.
@@ -225,6 +229,8 @@ class NerfObjective:
     def loss(self, model: TransInr, batch, step: int, epoch: int):
         images, poses, focal = batch
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        if self.augmentations:
+            images, poses = augment_views(images, poses, self.augmentations, generator)
         support, query = pick_views(images.shape[1], len(images), self.support_views, generator)
         tokens_input = support_input(self.config, images, poses, focal, support)
         origins, directions, target = self.sample_rays(

@@ -13,15 +13,16 @@ import torch
 
 from models.core.config import ModelConfig
 from models.core.presets import preset_config
+from models.data.view_augment import AUGMENTATIONS, parse_augmentations
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, load_checkpoint
 from models.tasks.training import TrainConfig, recipe
 
 # Options a resumed run takes from its checkpoint: giving them again is an error.
 FIXED_ON_RESUME = (
-    "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images, --flat-weight and "
+    "--method, --groups, --inner-*, --coordinates, --input-size, --flat-images, --flat-weight, "
 )
-FIXED_ON_RESUME += "--init-from"
+FIXED_ON_RESUME += "--augment and --init-from"
 SYNTHETIC_OBJECTS = 200  # objects of the synthetic set a NeRF run without data trains on
 
 
@@ -49,7 +50,9 @@ def resumed_run(
     saved.update({key: value for key, value in lengths.items() if value is not None})
     if (lengths.get("steps") or lengths.get("epochs")) and lengths.get("budget_minutes") is None:
         saved["budget_minutes"] = 0.0
-    return checkpoint, config, recipe(config.preset, config.task, **saved)
+    train_config = recipe(config.preset, config.task, **saved)
+    check_augment(config, train_config.augment)
+    return checkpoint, config, train_config
 
 
 def default_preset(task: str, category: str, dataset: str) -> str:
@@ -75,7 +78,23 @@ def new_run(
     train_config = recipe(preset, task, **recipe_options)
     train_config.seed = seed
     check_image_options(config, recipe_options)
+    check_augment(config, train_config.augment)
     return config, train_config
+
+
+def check_augment(config: ModelConfig, augment: str) -> None:
+    """--augment names known view augmentations, and only for NeRF."""
+    if not augment:
+        return
+    if config.task != "nerf":
+        raise TransInrError("--augment is for --task nerf (posed views); drop it")
+    try:
+        parse_augmentations(augment)
+    except ValueError:
+        raise TransInrError(
+            f"--augment {augment!r} is not a list of {', '.join(AUGMENTATIONS)}; e.g. "
+            "--augment mirror,colours"
+        ) from None
 
 
 def check_image_options(config: ModelConfig, recipe_options: dict) -> None:

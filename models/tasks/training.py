@@ -20,6 +20,7 @@ from models.core.config import ModelConfig
 from models.core.metalearner import build_meta_learner
 from models.core.presets import preset_recipe
 from models.data.loading import EpochSampler, guarded_loader
+from models.data.view_augment import parse_augmentations
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, save_checkpoint
 from models.io.safetensors_io import atomic_write
@@ -62,6 +63,7 @@ class TrainConfig:
     support_views: int = 1
     rays_per_object: int = 128
     foreground_epochs: float = 1.0  # half of the rays on the object while epoch < this
+    augment: str = ""  # NeRF: 'mirror', 'colours' or both, comma-separated (view_augment.py)
 
 
 @dataclass
@@ -232,6 +234,7 @@ def build_objective(
             train_config.rays_per_object,
             train_config.foreground_epochs,
             train_config.seed,
+            parse_augmentations(train_config.augment),
         )
     return ImageObjective(
         model_config,
