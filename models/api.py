@@ -424,15 +424,20 @@ def attention_map(
 
 
 def check_evaluation(
-    model: Model, support_views: int, refine_steps: int, refine_lr: float | None,
+    model: Model, split: str, support_views: int, refine_steps: int, refine_lr: float | None,
     input_size: int | None, follow_links: bool,
 ) -> None:  # fmt: skip
     """evaluate's options against the model: refused, before any data is read, what cannot be
-    scored (too many support views, a refinement step that would not fit, an upscale from
-    larger than the model's input)."""
+    scored (a NeRF on `all` objects, too many support views, a refinement step that would not
+    fit, an upscale from larger than the model's input)."""
     import math
 
     config = model.checkpoint.config
+    if model.task == "nerf" and split == "all":
+        raise TransInrError(
+            "--split all scores every image of an image data set; score a NeRF model on "
+            "--split train, val or test"
+        )
     if refine_lr is not None and not (math.isfinite(refine_lr) and 0 < refine_lr <= 100):
         raise TransInrError(
             f"--refine-lr {refine_lr} is out of range; use a positive rate up to 100, e.g. 1e-3"
@@ -484,14 +489,16 @@ def evaluate(
 ) -> EvalResult:
     """PSNR as the paper defines it (Tables 1-4) on a split (its first `limit` items), in one
     forward pass and, with `refine_steps`, after test-time steps (at `refine_lr`; default as
-    refine's). An image model scores the images of a `dataset` layout (celeba, imagenette,
-    folder; `input_size`: as upscaling from that size); a NeRF model the `category` objects of a
-    learnit root, from `pairs` random support/query pairs of `support_views` each (`seed`).
-    `baseline` adds the trivial score (the mean training image, bicubic upsampling, or an
-    all-white view); `on_progress(done, total)` after each batch or pair."""
+    refine's). `split`: train, val or test; for images also `all`, every image of the data set
+    (a folder's own 80/10/10 split ignored). An image model scores the images of a `dataset`
+    layout (celeba, imagenette, folder; `input_size`: as upscaling from that size); a NeRF model
+    the `category` objects of a learnit root, from `pairs` random support/query pairs of
+    `support_views` each (`seed`). `baseline` adds the trivial score (the mean training image,
+    bicubic upsampling, or an all-white view); `on_progress(done, total)` after each batch or
+    pair."""
     from models.tasks.evaluation import evaluate_image_split, evaluate_view_split
 
-    check_evaluation(model, support_views, refine_steps, refine_lr, input_size, follow_links)
+    check_evaluation(model, split, support_views, refine_steps, refine_lr, input_size, follow_links)
     common = {
         "limit": limit, "refine_steps": refine_steps, "refine_lr": refine_lr,
         "max_pixels": max_pixels, "baseline": baseline, "on_progress": on_progress,

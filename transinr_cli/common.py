@@ -67,6 +67,7 @@ class Split(str, Enum):
     train = "train"
     val = "val"
     test = "test"
+    all = "all"  # images: every image of the data set
 
 
 class Device(str, Enum):

@@ -80,7 +80,13 @@ def evaluate(
     ] = False,
     dataset: Annotated[Dataset, typer.Option(help="Data set layout of --data.")] = Dataset.celeba,
     data: Annotated[Path | None, typer.Option(help="Data set root folder.")] = None,
-    split: Annotated[Split, typer.Option(help="Which split to score.")] = Split.test,
+    split: Annotated[
+        Split,
+        typer.Option(
+            help="Which split to score; images also all: every image of --data (a folder's "
+            "own 80/10/10 split ignored)."
+        ),
+    ] = Split.test,
     refine_steps: Annotated[
         int, typer.Option(min=0, max=1_000_000, help="Also score after K refinement steps.")
     ] = 0,

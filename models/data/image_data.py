@@ -18,6 +18,7 @@ from models.io.images import fit_image, load_image, resize
 
 DATASETS = ("celeba", "imagenette", "folder")
 SPLITS = ("train", "val", "test")
+ALL = "all"  # every image of the data set, whatever its split (evaluation only)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -27,25 +28,30 @@ def _require_dir(path: Path, what: str) -> None:
 
 
 def celeba_files(root: Path, split: str) -> list[Path]:
-    """CelebA layout: img_align_celeba/ and list_eval_partition.txt (0 train, 1 val, 2 test)."""
+    """CelebA layout: img_align_celeba/ and list_eval_partition.txt (0 train, 1 val, 2 test;
+    `all`: every listed image)."""
     _require_dir(root / "img_align_celeba", "CelebA folder img_align_celeba/")
     partition_file = root / "list_eval_partition.txt"
     if not partition_file.is_file():
         raise TransInrError(f"{partition_file} not found; a CelebA root needs it (check --data)")
-    wanted = str(SPLITS.index(split))
+    wanted = {str(SPLITS.index(name)) for name in (SPLITS if split == ALL else (split,))}
     files = []
     for line in partition_file.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1] == wanted:
+        if len(parts) == 2 and parts[1] in wanted:
             files.append(root / "img_align_celeba" / parts[0])
     return files
 
 
 def imagenette_files(root: Path, split: str) -> list[Path]:
-    """Imagenette layout: train/ and val/ with one folder per class (test reads val/)."""
-    folder = root / ("train" if split == "train" else "val")
-    _require_dir(folder, f"Imagenette folder {folder.name}/")
-    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    """Imagenette layout: train/ and val/ with one folder per class (test reads val/; `all`
+    both)."""
+    names = ("train", "val") if split == ALL else ("train" if split == "train" else "val",)
+    files = []
+    for name in names:
+        _require_dir(root / name, f"Imagenette folder {name}/")
+        files += sorted(p for p in (root / name).glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return files
 
 
 def folder_splits(relatives: list[str]) -> dict[str, str]:
@@ -62,15 +68,19 @@ def folder_splits(relatives: list[str]) -> dict[str, str]:
 
 
 def folder_files(root: Path, split: str) -> list[Path]:
-    """Any folder of images (searched recursively), split by `folder_splits`."""
+    """Any folder of images (searched recursively), split by `folder_splits` (`all`: every
+    image)."""
     _require_dir(root, "image folder")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if split == ALL:
+        return files
     splits = folder_splits([p.relative_to(root).as_posix() for p in files])
     return [p for p in files if splits[p.relative_to(root).as_posix()] == split]
 
 
 class ImageDataset(Dataset):
-    """Images of one split, fitted to S x S; items are looked up by (index, seed)."""
+    """Images of one split (or `all` of them), fitted to S x S; items are looked up by
+    (index, seed)."""
 
     def __init__(
         self,
@@ -85,15 +95,17 @@ class ImageDataset(Dataset):
             raise TransInrError(
                 f"unknown --dataset '{dataset}'; choose one of: {', '.join(DATASETS)}"
             )
-        if split not in SPLITS:
-            raise TransInrError(f"unknown --split '{split}'; choose one of: {', '.join(SPLITS)}")
+        if split not in (*SPLITS, ALL):
+            choices = ", ".join((*SPLITS, ALL))
+            raise TransInrError(f"unknown --split '{split}'; choose one of: {choices}")
         root = Path(root)
         lister = {"celeba": celeba_files, "imagenette": imagenette_files, "folder": folder_files}
         self.files = lister[dataset](root, split)
         if limit:
             self.files = self.files[:limit]
         if not self.files:
-            raise TransInrError(f"no {split} images found for --dataset {dataset} in {root}")
+            which = "" if split == ALL else f"{split} "
+            raise TransInrError(f"no {which}images found for --dataset {dataset} in {root}")
         self.size, self.max_pixels = size, max_pixels
         self.random_crop = dataset == "imagenette" and split == "train"
 
