@@ -18,10 +18,10 @@ from transinr_cli.common import (
     OverwriteOption,
     QuietOption,
     check_output,
-    console,
     ensure_parent,
     handle_errors,
     load_model,
+    print_result,
 )
 
 
@@ -64,9 +64,9 @@ def attention(
     layers = len(chosen)
     if as_json:
         print(json.dumps({"output": str(out), "layers": layers, "tokens": chosen}))
-    elif not quiet:
+    else:
         height, width = figure.shape[:2]
-        console.print(
+        print_result(
             f"{image} -> {out}  {width}x{height}  {layers} INR layers, "
             f"{tokens} weight tokens each (most focused)"
         )

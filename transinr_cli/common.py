@@ -105,8 +105,16 @@ class Dtype(str, Enum):
 
 
 DeviceOption = Annotated[Device, typer.Option(help="Where to run: auto picks CUDA when present.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress bars or notes; results still print.")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON results.")]
+
+
+def print_result(line: str) -> None:
+    """A result line on stdout: printed under --quiet too (it silences progress, not results),
+    never wrapped, and never read as rich markup (a path may hold [brackets])."""
+    console.print(line, markup=False, soft_wrap=True)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:

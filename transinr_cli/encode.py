@@ -21,7 +21,6 @@ from transinr_cli.common import (
     OverwriteOption,
     QuietOption,
     check_output,
-    console,
     ensure_parent,
     error_console,
     handle_errors,
@@ -29,6 +28,7 @@ from transinr_cli.common import (
     load_model,
     output_path,
     parse_indices,
+    print_result,
     progress_bar,
 )
 
@@ -144,8 +144,8 @@ def encode(
             result["refined_psnr"] = inr_file.header.refined_psnr
             result["refine_seconds"] = refine_time / len(inputs)
         results.append(result)
-        if not as_json and not quiet:
-            console.print(result_line(source, target, inr_file.header, seconds, view_inputs))
+        if not as_json:
+            print_result(result_line(source, target, inr_file.header, seconds, view_inputs))
     if as_json:
         print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
 

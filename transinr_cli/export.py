@@ -20,8 +20,8 @@ from transinr_cli.common import (
     OverwriteOption,
     QuietOption,
     check_output,
-    console,
     handle_errors,
+    print_result,
     progress_bar,
 )
 
@@ -96,8 +96,8 @@ def export(
     seconds = time.perf_counter() - started
     if as_json:
         print(json.dumps({"output": str(target), **summary, "seconds": seconds}))
-    elif not quiet:
-        console.print(f"{inr} -> {target}  {describe(chosen, summary)}  {seconds:.2f} s")
+    else:
+        print_result(f"{inr} -> {target}  {describe(chosen, summary)}  {seconds:.2f} s")
 
 
 def check_options(chosen: str, resolution, threshold, extent, dtype) -> None:

@@ -22,10 +22,10 @@ from transinr_cli.common import (
     OverwriteOption,
     QuietOption,
     check_output,
-    console,
     ensure_parent,
     handle_errors,
     output_path,
+    print_result,
     progress_bar,
 )
 
@@ -136,10 +136,7 @@ def fit(
             "activation": activation.value,
         }
         print(json.dumps(result))
-    elif not quiet:
-        console.print(
-            f"{image} -> {target}  fit {steps} steps in {seconds:.1f} s  PSNR {psnr:.2f} dB",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+    else:
+        print_result(
+            f"{image} -> {target}  fit {steps} steps in {seconds:.1f} s  PSNR {psnr:.2f} dB"
         )

@@ -20,10 +20,10 @@ from transinr_cli.common import (
     QuietOption,
     Schedule,
     check_output,
-    console,
     ensure_parent,
     handle_errors,
     parse_indices,
+    print_result,
     progress_bar,
 )
 
@@ -137,4 +137,4 @@ def refine(
             )
         )
     else:
-        console.print(f"PSNR {before:.2f} dB -> {after:.2f} dB after {steps} steps; wrote {target}")
+        print_result(f"PSNR {before:.2f} dB -> {after:.2f} dB after {steps} steps; wrote {target}")

@@ -24,9 +24,9 @@ from transinr_cli.common import (
     QuietOption,
     check_output,
     check_size,
-    console,
     ensure_parent,
     handle_errors,
+    print_result,
     progress_bar,
 )
 
@@ -167,9 +167,9 @@ def render(
     if as_json:
         summary = {"outputs": outputs, "width": out_w, "height": out_h, "seconds": seconds}
         print(json.dumps({"output": outputs[0], **summary}))
-    elif not quiet:
+    else:
         where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} frames in {out}"
-        console.print(f"{inr} -> {where}  {out_w}x{out_h}  {seconds:.2f} s")
+        print_result(f"{inr} -> {where}  {out_w}x{out_h}  {seconds:.2f} s")
 
 
 def check_image_target(target: Path, bit_depth: int) -> None:
