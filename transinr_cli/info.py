@@ -56,6 +56,8 @@ def info(
     from models.errors import printable
 
     table = Table(show_header=False, title=printable(str(path)))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # a narrow terminal folds a long value, never cuts it
     for key, value in details.items():  # strings from the file: escaped, never rich markup
         text = json.dumps(value) if isinstance(value, dict | list) else printable(str(value))
         table.add_row(key, Text(text))
