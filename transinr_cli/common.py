@@ -113,8 +113,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 def print_result(line: str) -> None:
     """A result line on stdout: printed under --quiet too (it silences progress, not results),
-    never wrapped, and never read as rich markup (a path may hold [brackets])."""
-    console.print(line, markup=False, soft_wrap=True)
+    on one line (never wrapped; a newline or escape in a file name escaped), and never read as
+    rich markup (a path may hold [brackets])."""
+    from models.errors import printable
+
+    console.print(printable(line), markup=False, soft_wrap=True)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
