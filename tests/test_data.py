@@ -143,3 +143,31 @@ def test_imagenette_layout_random_crop_and_flip(tmp_path):
         )
         assert found  # a real crop of the image, possibly flipped
     assert torch.equal(val[0], val[0])  # evaluation: deterministic resize + centre crop
+
+
+def test_split_all_is_every_image_of_each_layout(tmp_path):
+    """`all` (eval --split all): a folder's every file, CelebA's three partitions, Imagenette's
+    train/ and val/; never a random crop."""
+    folder = make_files(tmp_path / "folder", [f"sub/{index}.png" for index in range(12)])
+    everything = ImageDataset("folder", folder, "all", 16).files
+    splits = [folder_files(folder, split) for split in ("train", "val", "test")]
+    assert everything == sorted(itertools.chain.from_iterable(splits)) and len(everything) == 12
+    celeba = make_files(tmp_path / "celeba", [f"img_align_celeba/{i}.jpg" for i in range(4)])
+    (celeba / "list_eval_partition.txt").write_text("0.jpg 0\n1.jpg 1\n2.jpg 2\n3.jpg 0\n")
+    assert [p.name for p in ImageDataset("celeba", celeba, "all", 16).files] == [
+        "0.jpg", "1.jpg", "2.jpg", "3.jpg"
+    ]  # fmt: skip
+    nette = make_files(tmp_path / "nette", ["train/n0/a.png", "train/n1/b.png", "val/n0/c.png"])
+    every = ImageDataset("imagenette", nette, "all", 16)
+    assert [p.name for p in every.files] == ["a.png", "b.png", "c.png"]
+    assert not every.random_crop
+    with pytest.raises(TransInrError, match="no images found"):
+        ImageDataset("folder", make_files(tmp_path / "empty", ["notes.txt"]), "all", 16)
+
+
+def make_files(root: Path, names: list[str]) -> Path:
+    """Empty files (listing only: nothing is decoded) named `names` under `root`."""
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).touch()
+    return root
