@@ -393,6 +393,27 @@ def test_train_split_yields_the_first_25_views(nerf_data):
     assert len(ViewDataset(nerf_data, "chairs", "train", limit=2)) == 2
 
 
+def test_a_cached_train_split_reads_each_object_once(nerf_data, monkeypatch):
+    train_set = ViewDataset(nerf_data, "chairs", "train", cache_bytes=1 << 30)
+    uncached = ViewDataset(nerf_data, "chairs", "train")
+    assert train_set.cache is not None and uncached.cache is None
+    assert ViewDataset(nerf_data, "chairs", "train", cache_bytes=1000).cache is None  # too big
+    reads: list[tuple[bool, int]] = []
+    original = ViewDataset.read
+
+    def counted_read(self, index):
+        reads.append((self is train_set, index))
+        return original(self, index)
+
+    monkeypatch.setattr(ViewDataset, "read", counted_read)
+    for _ in range(2):
+        for index in range(len(train_set)):
+            cached, fresh = train_set[index], uncached[index]
+            assert all(torch.equal(a, b) for a, b in zip(cached, fresh, strict=True))
+    assert sorted(index for is_cached, index in reads if is_cached) == [0, 1, 2]
+    assert len([1 for is_cached, _ in reads if not is_cached]) == 6
+
+
 def test_load_views_of_a_transforms_json_path_and_chosen_views(chair):
     whole = load_views(chair)
     assert whole.images.shape == (50, 3, 128, 128)

@@ -217,9 +217,9 @@ def view_sets(
 ) -> tuple:
     """Training objects (views 0-24) and validation objects (the val split, else test) of a
     learnit data root; validation objects need the support views and a query view."""
-    from models.data.view_data import ViewDataset, has_split
+    from models.data.view_data import VIEW_CACHE_BYTES, ViewDataset, has_split
 
-    train_set = ViewDataset(data, category, "train", limit, **reading)
+    train_set = ViewDataset(data, category, "train", limit, cache_bytes=VIEW_CACHE_BYTES, **reading)
     val_split = "val" if has_split(data, category, "val") else "test"
     queries = train_config.support_views + 1
     return train_set, ViewDataset(data, category, val_split, min_views=queries, **reading)
