@@ -548,7 +548,9 @@ def train(
         raise TransInrError("train_config.data is empty; set it to the image data set folder")
     else:
         size = model_config.image_size
-        sets = train_setup.image_sets(train_config.dataset, data, size, 0, None)
+        sets = train_setup.image_sets(
+            train_config.dataset, data, size, 0, None, train_config.augment
+        )
     if overwrite:
         train_setup.clear_run_dir(run_dir)
     with train_setup.no_leftovers(run_dir, keep=False):

@@ -1,5 +1,6 @@
-"""NeRF view augmentation (models/data/view_augment.py): mirrored objects keep their views
-consistent, colour permutations keep white white, and `train --augment` is checked and stored."""
+"""Training augmentation (models/data/view_augment.py): mirrored objects keep their views
+consistent, colour permutations keep white white, images flip at random, and `train --augment`
+is checked per task and stored."""
 
 from __future__ import annotations
 
@@ -101,6 +102,40 @@ def test_train_refuses_bad_augmentation(tmp_path, nerf_data):
     assert_fails(
         invoke("train", "--dataset", "folder", "--data", tmp_path, "--preset", "tiny",
                "--augment", "mirror", "--out", tmp_path / "b", "--quiet"),
-        "--augment is for --task nerf",
+        "--augment 'mirror' is not a list of flip", "--augment flip",
     )  # fmt: skip
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_image_flip_mirrors_some_items_reproducibly(tmp_path):
+    from support import make_image_folder
+
+    from models.data.image_data import ImageDataset
+
+    folder = make_image_folder(tmp_path / "images")
+    plain = ImageDataset("folder", folder, "train", 16)
+    flipped = ImageDataset("folder", folder, "train", 16, flip=True)
+    image = plain[0]
+    assert not torch.equal(image, image.flip(-1))
+    outcomes = []
+    for seed in range(16):
+        item = flipped[(0, seed)]
+        assert torch.equal(item, image) or torch.equal(item, image.flip(-1))
+        assert torch.equal(item, flipped[(0, seed)])  # the seed decides
+        assert torch.equal(plain[(0, seed)], image)
+        outcomes.append(torch.equal(item, image))
+    assert 0 < sum(outcomes) < 16
+
+
+def test_train_images_with_flip_stores_it(tmp_path):
+    from support import make_image_folder
+
+    folder = make_image_folder(tmp_path / "images")
+    run = tmp_path / "run"
+    assert_ok(
+        invoke("train", "--dataset", "folder", "--data", folder, "--preset", "tiny",
+               "--steps", 2, "--val-every", 2, "--workers", 0, "--augment", "flip",
+               "--out", run, "--quiet")
+    )  # fmt: skip
+    checkpoint = load_checkpoint(run / "last.safetensors")
+    assert checkpoint.train_state["train_config"]["augment"] == "flip"

@@ -140,7 +140,9 @@ def image_sets(config, train_config, data, dataset: str, limit: int, reading: di
         raise TransInrError("--follow-links is for --task nerf (views); drop it")
     train_config.dataset, train_config.data = dataset, str(data)
     size = config.image_size
-    return train_setup.image_sets(dataset, data, size, limit, reading["max_pixels"])
+    return train_setup.image_sets(
+        dataset, data, size, limit, reading["max_pixels"], train_config.augment
+    )
 
 
 def train_with_progress(
@@ -324,8 +326,9 @@ def train(
     augment: Annotated[
         str | None,
         typer.Option(
-            help="NeRF: augment training objects: 'mirror' (left-right mirror images), "
-            "'colours' (RGB channels permuted) or 'mirror,colours'. Default: none.",
+            help="Augment the training data. Images: 'flip' (mirrored left-right at random). "
+            "NeRF: 'mirror' (mirror-image objects), 'colours' (RGB channels permuted) or "
+            "'mirror,colours'. Default: none.",
         ),
     ] = None,
     rays_per_object: Annotated[

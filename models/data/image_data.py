@@ -1,8 +1,9 @@
 """Image data sets for training and evaluation: CelebA, Imagenette and any folder of images.
 
 Each item is a float (3, S, S) image in [0, 1]. CelebA and folders are resized on the short side
-and centre-cropped (the paper's recipe); Imagenette trains on random S x S crops with horizontal
-flips. Items are addressed as (index, seed) so that augmentation is reproducible on resume.
+and centre-cropped (the paper's recipe), mirrored left-right at random with `flip` (ours, for
+training on few faces); Imagenette trains on random S x S crops with horizontal flips. Items
+are addressed as (index, seed) so that augmentation is reproducible on resume.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class ImageDataset(Dataset):
         size: int,
         limit: int = 0,
         max_pixels: int | None = None,
+        flip: bool = False,
     ):
         if dataset not in DATASETS:
             raise TransInrError(
@@ -108,6 +110,7 @@ class ImageDataset(Dataset):
             raise TransInrError(f"no {which}images found for --dataset {dataset} in {root}")
         self.size, self.max_pixels = size, max_pixels
         self.random_crop = dataset == "imagenette" and split == "train"
+        self.flip = flip
 
     def __len__(self) -> int:
         return len(self.files)
@@ -115,9 +118,12 @@ class ImageDataset(Dataset):
     def __getitem__(self, item: int | tuple[int, int]) -> torch.Tensor:
         index, seed = item if isinstance(item, tuple) else (item, 0)
         image = load_image(self.files[index], self.max_pixels)
-        if not self.random_crop:
-            return fit_image(image, self.size, "crop")[0]
         generator = torch.Generator().manual_seed(seed)
+        if not self.random_crop:
+            fitted = fit_image(image, self.size, "crop")[0]
+            if self.flip and torch.rand(1, generator=generator) < 0.5:
+                fitted = fitted.flip(-1).contiguous()
+            return fitted
         height, width = image.shape[1:]
         if min(height, width) < self.size:
             image = resize(image, max(self.size, height), max(self.size, width))

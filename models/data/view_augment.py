@@ -12,18 +12,20 @@ from __future__ import annotations
 import torch
 
 AUGMENTATIONS = ("mirror", "colours")
+IMAGE_AUGMENTATIONS = ("flip",)  # images: mirrored left-right at random (models/data/image_data)
 
 # pose' = WORLD_MIRROR @ pose @ CAMERA_FLIP: world y -> -y, camera x (image columns) -> -x.
 WORLD_MIRROR = torch.diag(torch.tensor([1.0, -1.0, 1.0, 1.0]))
 CAMERA_FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 
 
-def parse_augmentations(text: str) -> tuple[str, ...]:
-    """'mirror,colours' -> ('mirror', 'colours'); '' or 'none' -> (); anything else a ValueError."""
+def parse_augmentations(text: str, allowed: tuple[str, ...] = AUGMENTATIONS) -> tuple[str, ...]:
+    """'mirror,colours' -> ('mirror', 'colours'); '' or 'none' -> (); a name not in `allowed` or
+    a repeated one is a ValueError."""
     kinds = tuple(kind.strip() for kind in text.split(",") if kind.strip())
     if kinds == ("none",):
         return ()
-    unknown = [kind for kind in kinds if kind not in AUGMENTATIONS]
+    unknown = [kind for kind in kinds if kind not in allowed]
     if unknown or len(set(kinds)) != len(kinds):
         raise ValueError(f"unknown or repeated augmentation in {text!r}")
     return kinds

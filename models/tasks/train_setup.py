@@ -13,7 +13,7 @@ import torch
 
 from models.core.config import ModelConfig
 from models.core.presets import preset_config
-from models.data.view_augment import AUGMENTATIONS, parse_augmentations
+from models.data.view_augment import AUGMENTATIONS, IMAGE_AUGMENTATIONS, parse_augmentations
 from models.errors import TransInrError
 from models.io.checkpoint import Checkpoint, load_checkpoint
 from models.tasks.training import TrainConfig, recipe
@@ -83,17 +83,15 @@ def new_run(
 
 
 def check_augment(config: ModelConfig, augment: str) -> None:
-    """--augment names known view augmentations, and only for NeRF."""
-    if not augment:
-        return
-    if config.task != "nerf":
-        raise TransInrError("--augment is for --task nerf (posed views); drop it")
+    """--augment names augmentations of the task: flip (images); mirror, colours (NeRF)."""
+    allowed = AUGMENTATIONS if config.task == "nerf" else IMAGE_AUGMENTATIONS
     try:
-        parse_augmentations(augment)
+        parse_augmentations(augment, allowed)
     except ValueError:
+        example = "mirror,colours" if config.task == "nerf" else "flip"
         raise TransInrError(
-            f"--augment {augment!r} is not a list of {', '.join(AUGMENTATIONS)}; e.g. "
-            "--augment mirror,colours"
+            f"--augment {augment!r} is not a list of {', '.join(allowed)} (the --task "
+            f"{config.task} augmentations); e.g. --augment {example}"
         ) from None
 
 
@@ -225,9 +223,13 @@ def view_sets(
     return train_set, ViewDataset(data, category, val_split, min_views=queries, **reading)
 
 
-def image_sets(dataset: str, data: Path, size: int, limit: int, max_pixels: int | None) -> tuple:
-    """The training and validation images of a data set layout."""
+def image_sets(
+    dataset: str, data: Path, size: int, limit: int, max_pixels: int | None, augment: str = ""
+) -> tuple:
+    """The training (mirrored at random with --augment flip) and validation images of a data
+    set."""
     from models.data.image_data import ImageDataset
 
-    train_set = ImageDataset(dataset, data, "train", size, limit, max_pixels)
+    flip = "flip" in parse_augmentations(augment, IMAGE_AUGMENTATIONS)
+    train_set = ImageDataset(dataset, data, "train", size, limit, max_pixels, flip)
     return train_set, ImageDataset(dataset, data, "val", size, 0, max_pixels)

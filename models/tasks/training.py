@@ -63,7 +63,7 @@ class TrainConfig:
     support_views: int = 1
     rays_per_object: int = 128
     foreground_epochs: float = 1.0  # half of the rays on the object while epoch < this
-    augment: str = ""  # NeRF: 'mirror', 'colours' or both, comma-separated (view_augment.py)
+    augment: str = ""  # images: 'flip'; NeRF: 'mirror', 'colours' or both (view_augment.py)
 
 
 @dataclass
