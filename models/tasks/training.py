@@ -7,6 +7,7 @@ The loop reports through a callback and never prints.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -164,7 +165,8 @@ def start_state(
     resume: Checkpoint | None, ctx: Distributed,
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, dict]:  # fmt: skip
     """The model (seeded, or from --init-from, or the resumed checkpoint's), its Adam and the
-    run's state (step, best validation, history, seconds); clears killed writes' temporaries."""
+    run's state (step, best validation, history, seconds); clears killed writes' temporaries
+    and writes the run's config.json."""
     torch.manual_seed(train_config.seed)
     model = build_meta_learner(model_config)
     if train_config.init_from and resume is None:  # before any file is written: may refuse
@@ -190,6 +192,8 @@ def start_state(
         if resume.rng_state is not None:
             torch.set_rng_state(resume.rng_state)
         state.update({k: resume.train_state[k] for k in state if k in resume.train_state})
+    if ctx.is_main:
+        atomic_write(run_dir / "config.json", (model_config.to_json() + "\n").encode())
     return model, optimizer, state
 
 
@@ -337,6 +341,34 @@ def validation_psnr(model: torch.nn.Module, objective, batch_size: int, ctx: Dis
     return (totals[0] / totals[1]).item()
 
 
+def check_batch_split(batch_size: int, ctx: Distributed) -> None:
+    """Under torchrun the batch is global: it must split evenly over the processes."""
+    if batch_size % ctx.world_size:
+        raise TransInrError(
+            f"--batch-size {batch_size} does not split over {ctx.world_size} "
+            "processes; use a multiple of the process count"
+        )
+
+
+class TimeBudget:
+    """A run's training-time budget (--minutes, validation excluded). `seconds` is the training
+    time all ranks agree on (their maximum): the lr schedule reads it."""
+
+    def __init__(self, budget_minutes: float, seconds: float, ctx: Distributed) -> None:
+        self.budget_minutes, self.seconds, self.ctx = budget_minutes, seconds, ctx
+
+    def spent(self, seconds: float) -> bool:
+        """Is the budget spent after this rank's `seconds` of training? Also agrees the seconds
+        that the lr schedule reads."""
+        if self.budget_minutes <= 0:
+            return False
+        agreed = torch.tensor([seconds], dtype=torch.float64)
+        if self.ctx.enabled:  # ranks' clocks drift: every rank must decay and stop at the same step
+            agreed = self.ctx.all_reduce_max(agreed)
+        self.seconds = agreed.item()
+        return self.seconds >= self.budget_minutes * 60
+
+
 def step_progress(
     step: int, steps: int, totals: torch.Tensor, seconds: float, lr: float, wait: float
 ) -> Progress:
@@ -373,21 +405,13 @@ def train(
     share, DDP averages the gradients, and only rank 0 writes checkpoints.
     """
     ctx = distributed or Distributed()
-    if train_config.batch_size % ctx.world_size:
-        raise TransInrError(
-            f"--batch-size {train_config.batch_size} does not split over {ctx.world_size} "
-            "processes; use a multiple of the process count"
-        )
+    check_batch_split(train_config.batch_size, ctx)
     model, optimizer, state = start_state(run_dir, model_config, train_config, device, resume, ctx)
     steps = total_steps(train_config, len(train_set))
-    if ctx.is_main:
-        atomic_write(run_dir / "config.json", (model_config.to_json() + "\n").encode())
     trained = wrapped_for_training(model, train_config.compile, device, ctx)
     loader = training_loader(train_set, train_config, state["step"], device, ctx)
     objective = build_objective(model_config, train_config, val_set, device)
-
-    def validate() -> float:
-        return validation_psnr(model, objective, train_config.batch_size, ctx)
+    validate = functools.partial(validation_psnr, model, objective, train_config.batch_size, ctx)
 
     def write(name: str) -> None:
         if ctx.is_main:
@@ -396,25 +420,14 @@ def train(
     model.train()
     started, last_time, last_val = time.perf_counter(), time.perf_counter(), None
     last_write, batches, waited = time.monotonic(), loader, 0.0
-    agreed = {"seconds": state["seconds"]}  # training time all ranks agree on (their maximum)
-
-    def out_of_time() -> bool:
-        """Is the time budget spent? Also agrees the seconds that the lr schedule reads."""
-        if train_config.budget_minutes <= 0:
-            return False
-        seconds = torch.tensor([state["seconds"]], dtype=torch.float64)
-        if ctx.enabled:  # ranks' clocks drift: every rank must decay and stop at the same step
-            seconds = ctx.all_reduce_max(seconds)
-        agreed["seconds"] = seconds.item()
-        return agreed["seconds"] >= train_config.budget_minutes * 60
-
-    done = out_of_time()
+    budget = TimeBudget(train_config.budget_minutes, state["seconds"], ctx)
+    done = budget.spent(state["seconds"])
     while state["step"] < steps and not done:
         step = state["step"]
         batch = next(batches)
         wait = time.perf_counter() - last_time
         epoch = step * train_config.batch_size / len(train_set)
-        lr = learning_rate(train_config, step, steps, agreed["seconds"])
+        lr = learning_rate(train_config, step, steps, budget.seconds)
         totals = optimise_step(
             trained, objective, optimizer, batch, (step, epoch, lr), train_config.precision,
             device, ctx, run_dir,
@@ -425,7 +438,7 @@ def train(
         waited += wait
         progress = step_progress(state["step"], steps, totals, now - last_time, lr, wait)
         last_time = now
-        done = state["step"] == steps or out_of_time()
+        done = state["step"] == steps or budget.spent(state["seconds"])
         if state["step"] % train_config.val_every == 0 or done:
             last_val = record_validation(state, validate(), progress, write)
         minutes = (time.monotonic() - last_write) / 60.0
