@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +35,143 @@ from transinr_cli.common import (
 from transinr_cli.data import synthetic_default
 
 PAPER_NERF_PRESETS = ("chairs", "cars", "lamps", "chairs-2view", "cars-2view", "lamps-2view")
+# The recipe options a resumed run takes from its checkpoint (train_setup.FIXED_ON_RESUME).
+FIXED_RECIPE_OPTIONS = (
+    "coordinates", "input_size", "flat_images", "flat_weight", "init_from", "augment",
+)  # fmt: skip
+
+TaskOption = Annotated[Task, typer.Option(help="What the meta-learner builds INRs of.")]
+DatasetOption = Annotated[Dataset, typer.Option(help="Image data set layout of --data.")]
+CategoryOption = Annotated[Category, typer.Option(help="NeRF: object category (learnit layout).")]
+DataOption = Annotated[
+    Path | None,
+    typer.Option(help="Data set root. NeRF default: a generated synthetic set (cached)."),
+]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Model preset. image: celeba, imagenette, celeba89, tiny; "
+        "nerf: chairs, cars, lamps (+ -2view), small, tiny."
+    ),
+]
+RunDirOption = Annotated[Path | None, typer.Option(help="Run folder (default runs/PRESET).")]
+EpochsOption = Annotated[float | None, typer.Option(help="Epochs (default: the preset's recipe).")]
+StepsOption = Annotated[
+    int | None, typer.Option(min=1, max=10**9, help="Steps; overrides --epochs.")
+]
+MinutesOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0,
+        help="Time budget: stop after this much training time (validation excluded); "
+        "the lr drops x0.1 at 80% of it; overrides --epochs, --steps still caps.",
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None, typer.Option(min=1, max=4096, help="Images (or objects) per step.")
+]
+LrOption = Annotated[float | None, typer.Option(help="Adam learning rate.")]
+WarmupStepsOption = Annotated[int | None, typer.Option(min=0, max=10**9, help="Linear lr warm-up.")]
+GroupsOption = Annotated[
+    int | None, typer.Option(min=1, max=65536, help="Weight groups G per INR layer.")
+]
+MethodOption = Annotated[
+    Method,
+    typer.Option(
+        help="trans-inr; ipc (one low-rank generated layer, Kim et al. 2023); or a "
+        "baseline: learned-init (MAML) or single-vector (one latent)."
+    ),
+]
+InnerStepsOption = Annotated[
+    int | None, typer.Option(min=1, max=100, help="learned-init: inner SGD steps (default 2).")
+]
+InnerLrOption = Annotated[
+    float | None, typer.Option(min=0, help="learned-init: inner SGD lr (default 1.0).")
+]
+FirstOrderOption = Annotated[
+    bool, typer.Option(help="learned-init: first-order MAML (no second derivatives).")
+]
+CoordinatesOption = Annotated[
+    Coordinates | None,
+    typer.Option(
+        help="Images: train on pixel centres (grid, the paper) or on jittered sub-pixel "
+        "positions with interpolated targets (continuous). Default: the preset's recipe."
+    ),
+]
+InputSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Images: a learned upscale: encode each image downsampled to this size (and "
+        "resized back), score the INR on the full image.",
+    ),
+]
+FlatImagesOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Images: the share of each batch replaced by uniform colours, so plain inputs "
+        "encode plain. Default: the preset's recipe.",
+    ),
+]
+FlatWeightOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Images: the loss weight of those uniform images (their error is small, so "
+        "weight 1 leaves a faint face on plain inputs). Default: the preset's recipe.",
+    ),
+]
+InitFromOption = Annotated[
+    Path | None,
+    typer.Option(help="Start from this checkpoint's model weights (same preset): fine-tune."),
+]
+SupportViewsOption = Annotated[
+    int | None, typer.Option(min=1, help="NeRF: support views per object.")
+]
+AugmentOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Augment the training data. Images: 'flip' (mirrored left-right at random). "
+        "NeRF: 'mirror' (mirror-image objects), 'colours' (RGB channels permuted) or "
+        "'mirror,colours'. Default: none.",
+    ),
+]
+RaysPerObjectOption = Annotated[
+    int | None, typer.Option(min=1, max=1 << 20, help="NeRF: query rays per object a step.")
+]
+SyntheticObjectsOption = Annotated[
+    int, typer.Option(min=2, max=100_000, help="NeRF without --data: objects to generate.")
+]
+SeedOption = Annotated[
+    int,
+    typer.Option(min=0, max=1_000_000, help="Seed of the initialisation and data order."),
+]
+ValEveryOption = Annotated[int, typer.Option(min=1, max=10**9, help="Validate every N steps.")]
+ValImagesOption = Annotated[
+    int | None, typer.Option(min=1, max=100_000, help="Validation images (NeRF: objects).")
+]
+CheckpointEveryOption = Annotated[
+    int, typer.Option(min=1, max=10**9, help="Write last every N steps.")
+]
+CheckpointMinutesOption = Annotated[
+    float, typer.Option(min=0, help="Also write last every M minutes (0: off).")
+]
+LimitOption = Annotated[
+    int, typer.Option(min=0, max=10**9, help="Use only the first N training images / objects.")
+]
+WorkersOption = Annotated[int, typer.Option(min=0, max=64, help="Background data-loading workers.")]
+PrecisionOption = Annotated[Precision, typer.Option(help="bf16 autocast or fp32.")]
+CompileOption = Annotated[
+    bool, typer.Option("--compile", help="torch.compile the model (slow first steps).")
+]
+ResumeOption = Annotated[
+    bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+]
+StartOverOption = Annotated[
+    bool, typer.Option(help="Start over, replacing the run already in --out.")
+]
+DryRunOption = Annotated[bool, typer.Option(help="Build the model, print its summary, exit.")]
 
 
 def print_summary(config, as_json: bool) -> None:
@@ -224,195 +362,69 @@ def print_result(run_dir, config, train_config, result, device, distributed, as_
     )
 
 
-@handle_errors
-def train(
-    task: Annotated[Task, typer.Option(help="What the meta-learner builds INRs of.")] = Task.image,
-    dataset: Annotated[
-        Dataset, typer.Option(help="Image data set layout of --data.")
-    ] = Dataset.celeba,
-    category: Annotated[
-        Category, typer.Option(help="NeRF: object category (learnit layout).")
-    ] = Category.chairs,
-    data: Annotated[
-        Path | None,
-        typer.Option(help="Data set root. NeRF default: a generated synthetic set (cached)."),
-    ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            help="Model preset. image: celeba, imagenette, celeba89, tiny; "
-            "nerf: chairs, cars, lamps (+ -2view), small, tiny."
-        ),
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="Run folder (default runs/PRESET).")] = None,
-    epochs: Annotated[
-        float | None, typer.Option(help="Epochs (default: the preset's recipe).")
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(min=1, max=10**9, help="Steps; overrides --epochs.")
-    ] = None,
-    minutes: Annotated[
-        float | None,
-        typer.Option(
-            min=0,
-            help="Time budget: stop after this much training time (validation excluded); "
-            "the lr drops x0.1 at 80% of it; overrides --epochs, --steps still caps.",
-        ),
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option(min=1, max=4096, help="Images (or objects) per step.")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
-    warmup_steps: Annotated[
-        int | None, typer.Option(min=0, max=10**9, help="Linear lr warm-up.")
-    ] = None,
-    groups: Annotated[
-        int | None, typer.Option(min=1, max=65536, help="Weight groups G per INR layer.")
-    ] = None,
-    method: Annotated[
-        Method,
-        typer.Option(
-            help="trans-inr; ipc (one low-rank generated layer, Kim et al. 2023); or a "
-            "baseline: learned-init (MAML) or single-vector (one latent)."
-        ),
-    ] = Method.trans_inr,
-    inner_steps: Annotated[
-        int | None, typer.Option(min=1, max=100, help="learned-init: inner SGD steps (default 2).")
-    ] = None,
-    inner_lr: Annotated[
-        float | None, typer.Option(min=0, help="learned-init: inner SGD lr (default 1.0).")
-    ] = None,
-    first_order: Annotated[
-        bool, typer.Option(help="learned-init: first-order MAML (no second derivatives).")
-    ] = False,
-    coordinates: Annotated[
-        Coordinates | None,
-        typer.Option(
-            help="Images: train on pixel centres (grid, the paper) or on jittered sub-pixel "
-            "positions with interpolated targets (continuous). Default: the preset's recipe."
-        ),
-    ] = None,
-    input_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images: a learned upscale: encode each image downsampled to this size (and "
-            "resized back), score the INR on the full image.",
-        ),
-    ] = None,
-    flat_images: Annotated[
-        float | None,
-        typer.Option(
-            min=0.0,
-            max=1.0,
-            help="Images: the share of each batch replaced by uniform colours, so plain inputs "
-            "encode plain. Default: the preset's recipe.",
-        ),
-    ] = None,
-    flat_weight: Annotated[
-        float | None,
-        typer.Option(
-            help="Images: the loss weight of those uniform images (their error is small, so "
-            "weight 1 leaves a faint face on plain inputs). Default: the preset's recipe.",
-        ),
-    ] = None,
-    init_from: Annotated[
-        Path | None,
-        typer.Option(help="Start from this checkpoint's model weights (same preset): fine-tune."),
-    ] = None,
-    support_views: Annotated[
-        int | None, typer.Option(min=1, help="NeRF: support views per object.")
-    ] = None,
-    augment: Annotated[
-        str | None,
-        typer.Option(
-            help="Augment the training data. Images: 'flip' (mirrored left-right at random). "
-            "NeRF: 'mirror' (mirror-image objects), 'colours' (RGB channels permuted) or "
-            "'mirror,colours'. Default: none.",
-        ),
-    ] = None,
-    rays_per_object: Annotated[
-        int | None, typer.Option(min=1, max=1 << 20, help="NeRF: query rays per object a step.")
-    ] = None,
-    synthetic_objects: Annotated[
-        int, typer.Option(min=2, max=100_000, help="NeRF without --data: objects to generate.")
-    ] = 200,
-    seed: Annotated[
-        int,
-        typer.Option(min=0, max=1_000_000, help="Seed of the initialisation and data order."),
-    ] = 0,
-    val_every: Annotated[int, typer.Option(min=1, max=10**9, help="Validate every N steps.")] = 500,
-    val_images: Annotated[
-        int | None, typer.Option(min=1, max=100_000, help="Validation images (NeRF: objects).")
-    ] = None,
-    checkpoint_every: Annotated[
-        int, typer.Option(min=1, max=10**9, help="Write last every N steps.")
-    ] = 100,
-    checkpoint_minutes: Annotated[
-        float, typer.Option(min=0, help="Also write last every M minutes (0: off).")
-    ] = 10.0,
-    limit: Annotated[
-        int, typer.Option(min=0, max=10**9, help="Use only the first N training images / objects.")
-    ] = 0,
-    workers: Annotated[
-        int, typer.Option(min=0, max=64, help="Background data-loading workers.")
-    ] = 2,
-    max_pixels: MaxPixelsOption = None,
-    follow_links: FollowLinksOption = False,
-    precision: Annotated[Precision, typer.Option(help="bf16 autocast or fp32.")] = Precision.auto,
-    compile_model: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the model (slow first steps).")
-    ] = False,
-    device: DeviceOption = Device.auto,
-    resume: Annotated[
-        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option(help="Start over, replacing the run already in --out.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option(help="Build the model, print its summary, exit.")
-    ] = False,
-    quiet: QuietOption = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
-    from models.tasks import train_setup
-    from models.tasks.training import resolve_device, resolve_precision
+@dataclass
+class DataOptions:
+    """Where and how much training data to read, as given on the command line."""
 
-    check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight)
-    checkpoint = None
+    data: Path | None  # None: a resumed run's data, or (NeRF) a generated synthetic set
+    dataset: str
+    category: str
+    limit: int
+    synthetic_objects: int
+    reading: dict  # max_pixels, follow_links
+
+
+def run_settings(
+    resume: bool, out: Path | None, preset: str | None, task: Task, category: Category,
+    dataset: Dataset, method: Method, seed: int, model_options: dict, recipe_options: dict,
+) -> tuple:  # fmt: skip
+    """The checkpoint (None for a new run), model config and train config: with --resume the
+    run in --out continued (only its length and lr may change), else a new run of --preset
+    (default: the paper's for the task) with the given options."""
+    from models.tasks import train_setup
+
     if resume:
         if out is None:
             raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
-        fixed = (inner_steps, inner_lr, first_order, groups, coordinates, input_size, init_from,
-                 flat_images, flat_weight, augment)  # fmt: skip
-        lengths = {"steps": steps, "epochs": epochs, "lr": lr, "budget_minutes": minutes}
-        checkpoint, config, train_config = train_setup.resumed_run(
-            out,
-            preset,
-            lengths,
-            method != Method.trans_inr or any(fixed) or flat_images or flat_weight,
+        fixed = [*model_options.values(), *(recipe_options[key] for key in FIXED_RECIPE_OPTIONS)]
+        lengths = {key: recipe_options[key] for key in ("steps", "epochs", "lr", "budget_minutes")}
+        return train_setup.resumed_run(
+            out, preset, lengths, method != Method.trans_inr or any(fixed)
         )
-    else:
-        preset = preset or train_setup.default_preset(task.value, category.value, dataset.value)
-        model_options = {"groups": groups, "inner_steps": inner_steps, "inner_lr": inner_lr,
-                         "first_order": first_order or None}  # fmt: skip
-        recipe_options = {
-            "steps": steps, "epochs": epochs, "budget_minutes": minutes,
-            "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
-            "support_views": support_views, "rays_per_object": rays_per_object,
-            "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
-            "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
-            "init_from": str(init_from) if init_from else None, "augment": augment,
-        }  # fmt: skip
-        config, train_config = train_setup.new_run(
-            task.value, preset, method.value, model_options, recipe_options, seed
-        )
-    if dry_run:
-        print_summary(config, as_json)
-        return
+    preset = preset or train_setup.default_preset(task.value, category.value, dataset.value)
+    config, train_config = train_setup.new_run(
+        task.value, preset, method.value, model_options, recipe_options, seed
+    )
+    return None, config, train_config
+
+
+def training_sets(
+    config, train_config, options: DataOptions, resume: bool, distributed, device, quiet: bool
+) -> tuple:
+    """The training and validation sets: NeRF objects or images, of --data (a resumed run's,
+    without it)."""
+    data = options.data
+    if data is None and train_config.data:
+        data = Path(train_config.data)  # a resumed run's data
+    if config.task == "nerf":
+        return nerf_sets(
+            config, train_config, data, options.category, options.limit, options.reading,
+            options.synthetic_objects, distributed, device, quiet,
+        )  # fmt: skip
+    dataset = train_config.dataset if resume else options.dataset
+    return image_sets(config, train_config, data, dataset, options.limit, options.reading)
+
+
+def train_run(
+    run_dir: Path, config, train_config, checkpoint, options: DataOptions, precision: Precision,
+    device: Device, resume: bool, overwrite: bool, quiet: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Read the data and train, in this process or in each of torchrun's; rank 0 shows the
+    progress and prints the result. A rank that failed does not wait for the others at
+    shutdown."""
+    from models.tasks import train_setup
     from models.tasks.distributed import from_environment
+    from models.tasks.training import resolve_device, resolve_precision
 
     distributed, torch_device = from_environment(resolve_device(device.value))
     quiet = quiet or not distributed.is_main  # only rank 0 shows progress and prints
@@ -420,24 +432,10 @@ def train(
     try:
         if not (resume and precision == Precision.auto):  # a resumed run keeps its precision
             train_config.precision = resolve_precision(precision.value, torch_device)
-        train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
-        train_config.checkpoint_minutes = checkpoint_minutes
-        train_config.workers, train_config.compile = workers, compile_model
-        run_dir = out or Path("runs") / config.preset
         train_setup.check_run_dir(run_dir, resume, overwrite)
-        if data is None and train_config.data:
-            data = Path(train_config.data)  # a resumed run's data
-        reading = {"max_pixels": max_pixels, "follow_links": follow_links}
-        if config.task == "nerf":
-            train_set, val_set = nerf_sets(
-                config, train_config, data, category.value, limit, reading, synthetic_objects,
-                distributed, torch_device, quiet,
-            )  # fmt: skip
-        else:
-            dataset_name = train_config.dataset if resume else dataset.value
-            train_set, val_set = image_sets(
-                config, train_config, data, dataset_name, limit, reading
-            )
+        train_set, val_set = training_sets(
+            config, train_config, options, resume, distributed, torch_device, quiet
+        )
         if overwrite and not resume and distributed.is_main:
             train_setup.clear_run_dir(run_dir)
         distributed.barrier()  # every rank has checked the run folder before rank 0 writes
@@ -453,3 +451,79 @@ def train(
         finished = True
     finally:
         distributed.shutdown(finished)
+
+
+@handle_errors
+def train(
+    task: TaskOption = Task.image,
+    dataset: DatasetOption = Dataset.celeba,
+    category: CategoryOption = Category.chairs,
+    data: DataOption = None,
+    preset: PresetOption = None,
+    out: RunDirOption = None,
+    epochs: EpochsOption = None,
+    steps: StepsOption = None,
+    minutes: MinutesOption = None,
+    batch_size: BatchSizeOption = None,
+    lr: LrOption = None,
+    warmup_steps: WarmupStepsOption = None,
+    groups: GroupsOption = None,
+    method: MethodOption = Method.trans_inr,
+    inner_steps: InnerStepsOption = None,
+    inner_lr: InnerLrOption = None,
+    first_order: FirstOrderOption = False,
+    coordinates: CoordinatesOption = None,
+    input_size: InputSizeOption = None,
+    flat_images: FlatImagesOption = None,
+    flat_weight: FlatWeightOption = None,
+    init_from: InitFromOption = None,
+    support_views: SupportViewsOption = None,
+    augment: AugmentOption = None,
+    rays_per_object: RaysPerObjectOption = None,
+    synthetic_objects: SyntheticObjectsOption = 200,
+    seed: SeedOption = 0,
+    val_every: ValEveryOption = 500,
+    val_images: ValImagesOption = None,
+    checkpoint_every: CheckpointEveryOption = 100,
+    checkpoint_minutes: CheckpointMinutesOption = 10.0,
+    limit: LimitOption = 0,
+    workers: WorkersOption = 2,
+    max_pixels: MaxPixelsOption = None,
+    follow_links: FollowLinksOption = False,
+    precision: PrecisionOption = Precision.auto,
+    compile_model: CompileOption = False,
+    device: DeviceOption = Device.auto,
+    resume: ResumeOption = False,
+    overwrite: StartOverOption = False,
+    dry_run: DryRunOption = False,
+    quiet: QuietOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
+    check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight)
+    model_options = {"groups": groups, "inner_steps": inner_steps, "inner_lr": inner_lr,
+                     "first_order": first_order or None}  # fmt: skip
+    recipe_options = {
+        "steps": steps, "epochs": epochs, "budget_minutes": minutes,
+        "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
+        "support_views": support_views, "rays_per_object": rays_per_object,
+        "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
+        "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
+        "init_from": str(init_from) if init_from else None, "augment": augment,
+    }  # fmt: skip
+    checkpoint, config, train_config = run_settings(
+        resume, out, preset, task, category, dataset, method, seed, model_options, recipe_options
+    )
+    if dry_run:
+        print_summary(config, as_json)
+        return
+    train_config.val_every, train_config.checkpoint_every = val_every, checkpoint_every
+    train_config.checkpoint_minutes = checkpoint_minutes
+    train_config.workers, train_config.compile = workers, compile_model
+    reading = {"max_pixels": max_pixels, "follow_links": follow_links}
+    options = DataOptions(data, dataset.value, category.value, limit, synthetic_objects, reading)
+    run_dir = out or Path("runs") / config.preset
+    train_run(
+        run_dir, config, train_config, checkpoint, options, precision, device, resume, overwrite,
+        quiet, as_json,
+    )  # fmt: skip
