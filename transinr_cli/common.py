@@ -306,3 +306,5 @@ FollowLinksOption = Annotated[
         "the object folder or the data root (refused by default)."
     ),
 ]
+DtypeOption = Annotated[Dtype, typer.Option(help="Weights in the file.")]
+InrFileArgument = Annotated[Path, typer.Argument(help="An .inr file.")]

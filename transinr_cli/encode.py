@@ -14,6 +14,7 @@ from transinr_cli.common import (
     Device,
     DeviceOption,
     Dtype,
+    DtypeOption,
     Fit,
     FollowLinksOption,
     JsonOption,
@@ -32,40 +33,48 @@ from transinr_cli.common import (
     progress_bar,
 )
 
+InputsArgument = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Image files or folders of images (searched recursively), or one object's "
+        "views: a learnit folder or its transforms.json."
+    ),
+]
+OutOption = Annotated[
+    Path | None, typer.Option("-o", "--out", help="OUT.inr, or a folder for several inputs.")
+]
+ModelOption = Annotated[
+    Path | None,
+    typer.Option(help="Checkpoint or run folder (default: the bundled model of the task)."),
+]
+ViewsOption = Annotated[
+    str | None, typer.Option(help="Views: which views to use, e.g. 0,7 (default 0).")
+]
+FitOption = Annotated[Fit, typer.Option(help="Images: fit to the model's square input.")]
+RefineStepsOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=100_000,
+        help="Images: then refine each INR this many Adam steps against its input "
+        "(batched; refine's defaults), recording the PSNR before and after.",
+    ),
+]
+RefineLrOption = Annotated[
+    float | None, typer.Option(help="With --refine-steps: the learning rate (default 1e-3).")
+]
+
 
 @handle_errors
 def encode(
-    inputs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Image files or folders of images (searched recursively), or one object's "
-            "views: a learnit folder or its transforms.json."
-        ),
-    ],
-    out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="OUT.inr, or a folder for several inputs.")
-    ] = None,
-    model: Annotated[
-        Path | None,
-        typer.Option(help="Checkpoint or run folder (default: the bundled model of the task)."),
-    ] = None,
-    views: Annotated[
-        str | None, typer.Option(help="Views: which views to use, e.g. 0,7 (default 0).")
-    ] = None,
-    fit: Annotated[Fit, typer.Option(help="Images: fit to the model's square input.")] = Fit.crop,
-    dtype: Annotated[Dtype, typer.Option(help="Weights in the file.")] = Dtype.float32,
-    refine_steps: Annotated[
-        int,
-        typer.Option(
-            min=0,
-            max=100_000,
-            help="Images: then refine each INR this many Adam steps against its input "
-            "(batched; refine's defaults), recording the PSNR before and after.",
-        ),
-    ] = 0,
-    refine_lr: Annotated[
-        float | None, typer.Option(help="With --refine-steps: the learning rate (default 1e-3).")
-    ] = None,
+    inputs: InputsArgument,
+    out: OutOption = None,
+    model: ModelOption = None,
+    views: ViewsOption = None,
+    fit: FitOption = Fit.crop,
+    dtype: DtypeOption = Dtype.float32,
+    refine_steps: RefineStepsOption = 0,
+    refine_lr: RefineLrOption = None,
     max_pixels: MaxPixelsOption = None,
     follow_links: FollowLinksOption = False,
     overwrite: OverwriteOption = False,
@@ -74,16 +83,40 @@ def encode(
     as_json: JsonOption = False,
 ) -> None:
     """Encode images (or posed views) into .inr files: one forward pass, no gradient steps."""
-    from models.io.inr_file import save_inr
     from models.tasks.devices import resolve_device
-    from models.tasks.encoding import encode_image_file, encode_views_file
     from transinr_cli.refine import refine_settings
 
     view_indices = parse_indices(views, "--views")
     view_inputs = [path for path in inputs if is_views_source(path)]
     check_kind_options(inputs, view_inputs, view_indices, follow_links, refine_steps, refine_lr)
     settings = refine_settings("image", refine_lr, None)
-    if not view_inputs:
+    inputs, targets = planned_targets(inputs, bool(view_inputs), out, overwrite)
+    torch_device = resolve_device(device.value)
+    checkpoint, meta_learner = load_model(
+        model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
+    )
+    reading = {"max_pixels": max_pixels, "follow_links": follow_links}
+    encoded = encode_all(
+        inputs, bool(view_inputs), meta_learner, checkpoint, view_indices, fit, torch_device,
+        reading, quiet, as_json,
+    )  # fmt: skip
+    refine_time = 0.0
+    if refine_steps:
+        refine_time = refine_all(encoded, inputs, refine_steps, settings, torch_device, quiet)
+    results = save_all(
+        inputs, targets, encoded, bool(view_inputs), dtype, refine_steps, refine_time, as_json
+    )
+    if as_json:
+        task = encoded[-1][0].task
+        print(json.dumps({"model": checkpoint.model_id, "task": task, "results": results}))
+
+
+def planned_targets(
+    inputs: list[Path], views: bool, out: Path | None, overwrite: bool
+) -> tuple[list[Path], list[Path]]:
+    """The inputs (a folder's images listed) and the .inr file each becomes: distinct, and
+    none that exists unless --overwrite."""
+    if not views:
         inputs, targets = image_targets(inputs, out)
     else:
         names = [path.parent if path.suffix == ".json" else path for path in inputs]
@@ -97,57 +130,69 @@ def encode(
         )
     for target in targets:
         check_output(target, overwrite)
-    torch_device = resolve_device(device.value)
-    checkpoint, meta_learner = load_model(
-        model, torch_device, "nerf" if view_inputs else "image", quiet or as_json
-    )
+    return inputs, targets
+
+
+def encode_all(
+    inputs: list[Path], views: bool, meta_learner, checkpoint, view_indices: list[int] | None,
+    fit: Fit, device, reading: dict, quiet: bool, as_json: bool,
+) -> list[tuple]:  # fmt: skip
+    """(.inr file, seconds) of each input, under a progress bar from 4 inputs on; each image's
+    note of what it left out of the picture."""
+    from models.tasks.encoding import encode_image_file, encode_views_file
+
     encoded = []
     with progress_bar(quiet or len(inputs) < 4) as bar:
         task_id = bar.add_task("encode", total=len(inputs))
         for source in inputs:
-            if view_inputs:
+            if views:
                 encoded.append(
                     encode_views_file(
                         meta_learner,
                         checkpoint,
                         source,
                         view_indices,
-                        torch_device,
-                        max_pixels,
-                        follow_links,
+                        device,
+                        reading["max_pixels"],
+                        reading["follow_links"],
                     )
                 )
             else:
                 encoded.append(
                     encode_image_file(
-                        meta_learner, checkpoint, source, fit.value, torch_device, max_pixels
+                        meta_learner, checkpoint, source, fit.value, device, reading["max_pixels"]
                     )
                 )
                 if not quiet and not as_json:
                     note_input(source, encoded[-1][0].header)
             bar.advance(task_id)
-    refine_time = 0.0
-    if refine_steps:
-        refine_time = refine_all(encoded, inputs, refine_steps, settings, torch_device, quiet)
+    return encoded
+
+
+def save_all(
+    inputs: list[Path], targets: list[Path], encoded: list[tuple], views: bool, dtype: Dtype,
+    refine_steps: int, refine_time: float, as_json: bool,
+) -> list[dict]:  # fmt: skip
+    """Write each .inr file, printing its result line (not with --json); the results."""
+    from models.io.inr_file import save_inr
+
     results = []
     for source, target, (inr_file, seconds) in zip(inputs, targets, encoded, strict=True):
         ensure_parent(target)
         save_inr(inr_file, target, dtype.value)
-        psnr = inr_file.header.encode_psnr
         result = {
-            ("views" if view_inputs else "image"): str(source),
+            ("views" if views else "image"): str(source),
             "inr": str(target),
             "encode_seconds": seconds,
-            "psnr": psnr,
+            "psnr": inr_file.header.encode_psnr,
         }
         if refine_steps:
             result["refined_psnr"] = inr_file.header.refined_psnr
             result["refine_seconds"] = refine_time / len(inputs)
         results.append(result)
         if not as_json:
-            print_result(result_line(source, target, inr_file.header, seconds, view_inputs))
-    if as_json:
-        print(json.dumps({"model": checkpoint.model_id, "task": inr_file.task, "results": results}))
+            print_result(result_line(source, target, inr_file.header, seconds, views))
+    return results
 
 
 def check_kind_options(
