@@ -5,6 +5,7 @@ against the image's pixels).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import torch
 
 from models.core.config import INRConfig
 from models.core.inr import INRWeights, init_weights
+from models.core.presets import preset_config
 from models.core.rendering import FULL_BOX
 from models.errors import TransInrError
 from models.io.images import content_mask, is_greyscale, read_fitted
@@ -24,6 +26,16 @@ from models.tasks.refinement import image_loss, observed_psnr, refine
 # Adam learning rates per activation, from a sweep on a photo with celeba89's INR at 89 x 89:
 # relu 3e-3 and sine 1e-3 are faster early but unstable; relu 3e-4, sine 1e-4 are slower.
 DEFAULT_LR = {"relu": 1e-3, "sine": 3e-4}
+
+
+def baseline_inr(preset: str, activation: str) -> tuple[INRConfig, int]:
+    """The INR a from-scratch fit trains, and its default size: the image preset's architecture
+    and input size, with `activation` (relu, or sine: a SIREN on the raw coordinates)."""
+    config = preset_config(preset, "image")
+    inr = dataclasses.replace(config.inr, activation=activation)
+    if activation == "sine":
+        inr.fourier_count = 0  # SIREN takes the raw coordinates
+    return inr, config.image_size
 
 
 def fit_image(
