@@ -51,63 +51,81 @@ def print_nerf_table(summary: dict, refine_steps: int) -> None:
     console.print(table)
 
 
+ModelOption = Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")]
+TaskOption = Annotated[Task, typer.Option(help="image or nerf (must match the model).")]
+CategoryOption = Annotated[
+    str,
+    typer.Option(
+        help="NeRF: object category, the folder under --data (chairs, lamps; "
+        "shapenet-real's benchs, cups, vases; ...)."
+    ),
+]
+SupportViewsOption = Annotated[
+    int, typer.Option(min=1, max=64, help="NeRF: support views per pair.")
+]
+PairsOption = Annotated[
+    int,
+    typer.Option(min=1, max=100_000, help="NeRF: support/query pairs per object (paper: 100)."),
+]
+SeedOption = Annotated[
+    int, typer.Option(min=0, max=1_000_000_000, help="NeRF: seed of the support/query pairs.")
+]
+BaselineOption = Annotated[
+    bool,
+    typer.Option(
+        help="Also score the trivial baseline: the mean training image (NeRF: all white)."
+    ),
+]
+DatasetOption = Annotated[Dataset, typer.Option(help="Data set layout of --data.")]
+DataOption = Annotated[Path | None, typer.Option(help="Data set root folder.")]
+SplitOption = Annotated[
+    Split,
+    typer.Option(
+        help="Which split to score; images also all: every image of --data (a folder's "
+        "own 80/10/10 split ignored)."
+    ),
+]
+RefineStepsOption = Annotated[
+    int, typer.Option(min=0, max=1_000_000, help="Also score after K refinement steps.")
+]
+RefineLrOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Refinement learning rate (default: as `refine`: images 1e-3, constant "
+        "schedule, NeRF 1e-4)."
+    ),
+]
+LimitOption = Annotated[int, typer.Option(min=0, help="Score only the first N images.")]
+InputSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Images: score upscaling: encode each image downsampled to this size, score "
+        "the INR on the full image (--baseline adds bicubic upsampling).",
+    ),
+]
+BatchSizeOption = Annotated[int, typer.Option(min=1, max=4096)]
+WorkersOption = Annotated[int, typer.Option(min=0, max=64)]
+
+
 @handle_errors
 def evaluate(
-    model: Annotated[Path | None, typer.Option(help="Checkpoint or run folder.")] = None,
-    task: Annotated[Task, typer.Option(help="image or nerf (must match the model).")] = Task.image,
-    category: Annotated[
-        str,
-        typer.Option(
-            help="NeRF: object category, the folder under --data (chairs, lamps; "
-            "shapenet-real's benchs, cups, vases; ...)."
-        ),
-    ] = "chairs",
-    support_views: Annotated[
-        int, typer.Option(min=1, max=64, help="NeRF: support views per pair.")
-    ] = 1,
-    pairs: Annotated[
-        int,
-        typer.Option(min=1, max=100_000, help="NeRF: support/query pairs per object (paper: 100)."),
-    ] = 1,
-    seed: Annotated[
-        int, typer.Option(min=0, max=1_000_000_000, help="NeRF: seed of the support/query pairs.")
-    ] = 0,
-    baseline: Annotated[
-        bool,
-        typer.Option(
-            help="Also score the trivial baseline: the mean training image (NeRF: all white)."
-        ),
-    ] = False,
-    dataset: Annotated[Dataset, typer.Option(help="Data set layout of --data.")] = Dataset.celeba,
-    data: Annotated[Path | None, typer.Option(help="Data set root folder.")] = None,
-    split: Annotated[
-        Split,
-        typer.Option(
-            help="Which split to score; images also all: every image of --data (a folder's "
-            "own 80/10/10 split ignored)."
-        ),
-    ] = Split.test,
-    refine_steps: Annotated[
-        int, typer.Option(min=0, max=1_000_000, help="Also score after K refinement steps.")
-    ] = 0,
-    refine_lr: Annotated[
-        float | None,
-        typer.Option(
-            help="Refinement learning rate (default: as `refine`: images 1e-3, constant "
-            "schedule, NeRF 1e-4)."
-        ),
-    ] = None,
-    limit: Annotated[int, typer.Option(min=0, help="Score only the first N images.")] = 0,
-    input_size: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="Images: score upscaling: encode each image downsampled to this size, score "
-            "the INR on the full image (--baseline adds bicubic upsampling).",
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 16,
-    workers: Annotated[int, typer.Option(min=0, max=64)] = 2,
+    model: ModelOption = None,
+    task: TaskOption = Task.image,
+    category: CategoryOption = "chairs",
+    support_views: SupportViewsOption = 1,
+    pairs: PairsOption = 1,
+    seed: SeedOption = 0,
+    baseline: BaselineOption = False,
+    dataset: DatasetOption = Dataset.celeba,
+    data: DataOption = None,
+    split: SplitOption = Split.test,
+    refine_steps: RefineStepsOption = 0,
+    refine_lr: RefineLrOption = None,
+    limit: LimitOption = 0,
+    input_size: InputSizeOption = None,
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = 2,
     max_pixels: MaxPixelsOption = None,
     follow_links: FollowLinksOption = False,
     device: DeviceOption = Device.auto,
