@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from transinr_cli.common import (
     Device,
     DeviceOption,
+    InrFileArgument,
     JsonOption,
     OverwriteOption,
     QuietOption,
@@ -71,51 +72,63 @@ def write_video(frames: list[np.ndarray], target: Path, fps: int) -> None:
     atomic_write(target, data)
 
 
+OutOption = Annotated[
+    Path | None,
+    typer.Option("-o", "--out", help="Output image; orbits: .gif, .mp4 or a folder/."),
+]
+SizeOption = Annotated[int | None, typer.Option(help="Longer side in pixels, native aspect.")]
+WidthOption = Annotated[int | None, typer.Option(help="Image: output width.")]
+HeightOption = Annotated[int | None, typer.Option(help="Image: output height.")]
+BitDepthOption = Annotated[int, typer.Option(help="8 or 16 bits per channel (16: PNG only).")]
+PoseOption = Annotated[
+    Path | None, typer.Option(help="NeRF: camera-to-world 4x4 matrix file (JSON or text).")
+]
+AzimuthOption = Annotated[
+    float | None, typer.Option(help="NeRF: camera azimuth, degrees (default 30).")
+]
+ElevationOption = Annotated[
+    float | None, typer.Option(help="NeRF: camera elevation, degrees (default 30).")
+]
+RadiusOption = Annotated[
+    float | None, typer.Option(help="NeRF: camera distance (default: the inputs').")
+]
+OrbitOption = Annotated[
+    int | None, typer.Option(min=1, max=3600, help="NeRF: N frames around the object.")
+]
+FpsOption = Annotated[int, typer.Option(min=1, max=120, help="Orbit video frame rate.")]
+SamplesOption = Annotated[int | None, typer.Option(min=2, max=4096, help="NeRF: samples per ray.")]
+AntialiasOption = Annotated[
+    bool,
+    typer.Option(
+        help="Image: filter the INR's Fourier features for the output grid (integrated "
+        "encoding below the native size, nothing at or above the native Nyquist rate off "
+        "it); --no-antialias renders the raw function.",
+    ),
+]
+
+
 @handle_errors
 def render(
-    inr: Annotated[Path, typer.Argument(help="An .inr file.")],
-    out: Annotated[
-        Path | None,
-        typer.Option("-o", "--out", help="Output image; orbits: .gif, .mp4 or a folder/."),
-    ] = None,
-    size: Annotated[int | None, typer.Option(help="Longer side in pixels, native aspect.")] = None,
-    width: Annotated[int | None, typer.Option(help="Image: output width.")] = None,
-    height: Annotated[int | None, typer.Option(help="Image: output height.")] = None,
-    bit_depth: Annotated[int, typer.Option(help="8 or 16 bits per channel (16: PNG only).")] = 8,
-    pose: Annotated[
-        Path | None, typer.Option(help="NeRF: camera-to-world 4x4 matrix file (JSON or text).")
-    ] = None,
-    azimuth: Annotated[
-        float | None, typer.Option(help="NeRF: camera azimuth, degrees (default 30).")
-    ] = None,
-    elevation: Annotated[
-        float | None, typer.Option(help="NeRF: camera elevation, degrees (default 30).")
-    ] = None,
-    radius: Annotated[
-        float | None, typer.Option(help="NeRF: camera distance (default: the inputs').")
-    ] = None,
-    orbit: Annotated[
-        int | None, typer.Option(min=1, max=3600, help="NeRF: N frames around the object.")
-    ] = None,
-    fps: Annotated[int, typer.Option(min=1, max=120, help="Orbit video frame rate.")] = 24,
-    samples: Annotated[
-        int | None, typer.Option(min=2, max=4096, help="NeRF: samples per ray.")
-    ] = None,
-    antialias: Annotated[
-        bool,
-        typer.Option(
-            help="Image: filter the INR's Fourier features for the output grid (integrated "
-            "encoding below the native size, nothing at or above the native Nyquist rate off "
-            "it); --no-antialias renders the raw function.",
-        ),
-    ] = True,
+    inr: InrFileArgument,
+    out: OutOption = None,
+    size: SizeOption = None,
+    width: WidthOption = None,
+    height: HeightOption = None,
+    bit_depth: BitDepthOption = 8,
+    pose: PoseOption = None,
+    azimuth: AzimuthOption = None,
+    elevation: ElevationOption = None,
+    radius: RadiusOption = None,
+    orbit: OrbitOption = None,
+    fps: FpsOption = 24,
+    samples: SamplesOption = None,
+    antialias: AntialiasOption = True,
     overwrite: OverwriteOption = False,
     device: DeviceOption = Device.auto,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Render an .inr file: an image at any resolution, or NeRF novel views and orbits."""
-    from models.api import Inr, check_render_memory
     from models.io.inr_file import load_inr
     from models.tasks.devices import resolve_device
 
@@ -148,21 +161,10 @@ def render(
                 f"{inr} is an image INR; --pose, --orbit, --samples, --azimuth, --elevation and "
                 "--radius are for NeRF .inr files: drop them"
             )
-        target = out or Path(inr.stem + ".png")
-        check_image_target(target, bit_depth)
-        check_output(target, overwrite)
-        for name, value in (("--size", size), ("--width", width), ("--height", height)):
-            check_size(name, value)
-        out_w, out_h = Inr(inr_file).output_size(width, height, size)
-        check_render_memory(out_w, out_h, bit_depth, target.suffix.lower())
-        with progress_bar(quiet) as bar:
-            task_id = bar.add_task("render", total=out_h)
-            array = Inr(inr_file).render(
-                out_w, out_h, antialias=antialias, bit_depth=bit_depth, device=torch_device,
-                on_rows=lambda rows: bar.advance(task_id, rows),
-            )  # fmt: skip
-        write_image(array, target)
-        outputs = [str(target)]
+        outputs, out_w, out_h = render_image(
+            inr_file, inr, out, size=size, width=width, height=height, bit_depth=bit_depth,
+            antialias=antialias, device=torch_device, quiet=quiet, overwrite=overwrite,
+        )  # fmt: skip
     seconds = time.perf_counter() - started
     if as_json:
         summary = {"outputs": outputs, "width": out_w, "height": out_h, "seconds": seconds}
@@ -170,6 +172,31 @@ def render(
     else:
         where = outputs[0] if len(outputs) == 1 else f"{len(outputs)} frames in {out}"
         print_result(f"{inr} -> {where}  {out_w}x{out_h}  {seconds:.2f} s")
+
+
+def render_image(
+    inr_file, inr: Path, out: Path | None, *, size: int | None, width: int | None,
+    height: int | None, bit_depth: int, antialias: bool, device, quiet: bool, overwrite: bool,
+) -> tuple[list[str], int, int]:  # fmt: skip
+    """Render an image INR at --size (the longer side) or --width / --height, native aspect
+    otherwise, into one image file."""
+    from models.api import Inr, check_render_memory
+
+    target = out or Path(inr.stem + ".png")
+    check_image_target(target, bit_depth)
+    check_output(target, overwrite)
+    for name, value in (("--size", size), ("--width", width), ("--height", height)):
+        check_size(name, value)
+    out_w, out_h = Inr(inr_file).output_size(width, height, size)
+    check_render_memory(out_w, out_h, bit_depth, target.suffix.lower())
+    with progress_bar(quiet) as bar:
+        task_id = bar.add_task("render", total=out_h)
+        array = Inr(inr_file).render(
+            out_w, out_h, antialias=antialias, bit_depth=bit_depth, device=device,
+            on_rows=lambda rows: bar.advance(task_id, rows),
+        )  # fmt: skip
+    write_image(array, target)
+    return [str(target)], out_w, out_h
 
 
 def check_image_target(target: Path, bit_depth: int) -> None:
