@@ -15,6 +15,7 @@ from transinr_cli.common import (
     Device,
     DeviceOption,
     Dtype,
+    InrFileArgument,
     JsonOption,
     LazyTask,
     OverwriteOption,
@@ -38,7 +39,7 @@ MESH_OPTIONS = ("--resolution", "--threshold", "--extent")
 
 @handle_errors
 def export(
-    inr: Annotated[Path, typer.Argument(help="An .inr file.")],
+    inr: InrFileArgument,
     fmt: Annotated[
         ExportFormat | None,
         typer.Option(
