@@ -321,6 +321,25 @@ def test_train_nerf_without_data_generates_into_the_cache(tmp_path):
     assert checkpoint.train_state["train_config"]["data"] == str(root)
 
 
+def test_train_foreground_epochs_is_recorded_and_nerf_only(tmp_path, nerf_data):
+    """With tens of objects an epoch is a few steps: --foreground-epochs keeps the rays on the
+    object for longer; image runs refuse it (and the other NeRF options)."""
+    summary = json_of(
+        invoke("train", "--task", "nerf", "--data", nerf_data, "--preset", "tiny", "--steps", 1,
+               "--workers", 0, "--foreground-epochs", 50, "--out", tmp_path / "run", "--json")
+    )  # fmt: skip
+    assert summary["steps"] == 1
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint.train_state["train_config"]["foreground_epochs"] == 50
+    for option, value in [("--foreground-epochs", 5), ("--support-views", 2)]:
+        assert_fails(
+            invoke("train", "--dataset", "folder", "--data", tmp_path, "--preset", "tiny",
+                   option, value, "--out", tmp_path / "image-run"),
+            "are for --task nerf",
+        )  # fmt: skip
+    assert not (tmp_path / "image-run").exists()
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 

@@ -137,6 +137,15 @@ AugmentOption = Annotated[
         "'mirror,colours'. Default: none.",
     ),
 ]
+ForegroundEpochsOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        help="NeRF: half of each object's query rays on the object (not the white background) "
+        "for this many epochs. Default: the preset's recipe (1; the paper's data has thousands "
+        "of objects: with tens, an epoch is a few steps).",
+    ),
+]
 RaysPerObjectOption = Annotated[
     int | None, typer.Option(min=1, max=1 << 20, help="NeRF: query rays per object a step.")
 ]
@@ -480,6 +489,7 @@ def train(
     support_views: SupportViewsOption = None,
     augment: AugmentOption = None,
     rays_per_object: RaysPerObjectOption = None,
+    foreground_epochs: ForegroundEpochsOption = None,
     synthetic_objects: SyntheticObjectsOption = 200,
     seed: SeedOption = 0,
     val_every: ValEveryOption = 500,
@@ -501,13 +511,15 @@ def train(
 ) -> None:
     """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
     check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight)
+    check_number("--foreground-epochs", foreground_epochs, 0, 1e9, "1")
     model_options = {"groups": groups, "inner_steps": inner_steps, "inner_lr": inner_lr,
                      "first_order": first_order or None}  # fmt: skip
     recipe_options = {
         "steps": steps, "epochs": epochs, "budget_minutes": minutes,
         "batch_size": batch_size, "lr": lr, "warmup_steps": warmup_steps,
         "support_views": support_views, "rays_per_object": rays_per_object,
-        "val_images": val_images, "coordinates": coordinates.value if coordinates else None,
+        "foreground_epochs": foreground_epochs, "val_images": val_images,
+        "coordinates": coordinates.value if coordinates else None,
         "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
         "init_from": str(init_from) if init_from else None, "augment": augment,
     }  # fmt: skip

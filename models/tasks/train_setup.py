@@ -78,8 +78,19 @@ def new_run(
     train_config = recipe(preset, task, **recipe_options)
     train_config.seed = seed
     check_image_options(config, recipe_options)
+    check_nerf_options(config, recipe_options)
     check_augment(config, train_config.augment)
     return config, train_config
+
+
+def check_nerf_options(config: ModelConfig, recipe_options: dict) -> None:
+    """--support-views, --rays-per-object and --foreground-epochs are NeRF options."""
+    names = ("support_views", "rays_per_object", "foreground_epochs")
+    if config.task != "nerf" and any(recipe_options.get(name) is not None for name in names):
+        raise TransInrError(
+            "--support-views, --rays-per-object and --foreground-epochs are for --task nerf; "
+            "drop them"
+        )
 
 
 def check_augment(config: ModelConfig, augment: str) -> None:
