@@ -269,6 +269,27 @@ def test_sh3f_library_is_read_with_categories(tmp_path):
     assert np.array_equal(sources[0].load().vertices, chair.vertices)
 
 
+def test_library_and_obj_models_face_plus_y_as_shapenet_models(tmp_path):
+    """shapenet-real's benches face +y (Z up). A Sweet Home 3D model faces +z in its file (its
+    front view looks from +z), a ShapeNet or Blender OBJ faces -z: both end facing +y."""
+    seat = "v -1 0 -1\nv 1 0 -1\nv 1 0 1\nv -1 0 1\n"  # Y-up file coordinates
+    sh3d_front = seat + "v 0 1 1\nf 1 2 3\nf 1 3 4\nf 3 4 5\n"  # a peak on the +z edge
+    library = tmp_path / "front.sh3f"
+    with zipfile.ZipFile(library, "w") as archive:
+        archive.writestr(
+            "PluginFurnitureCatalog.properties",
+            "id#1=t#chair\nname#1=Chair\ncategory#1=Living room\nmodel#1=/c/chair.obj\n",
+        )
+        archive.writestr("c/chair.obj", sh3d_front)
+    obj = tmp_path / "blender.obj"
+    obj.write_text(seat + "v 0 1 -1\nf 1 2 3\nf 1 3 4\nf 1 2 5\n")  # the peak on -z
+    for path in (library, obj):
+        (source,), _ = find_sources(path, "chairs")
+        vertices = source.load().vertices
+        peak = vertices[vertices[:, 2].argmax()]  # the highest vertex, Z up
+        assert peak[1] == pytest.approx(vertices[:, 1].max()) and peak[1] > 0, path.name
+
+
 def bad_inputs(folder: Path) -> None:
     """One good cube and every kind of bad mesh, side by side in `folder`."""
     folder.mkdir(parents=True)

@@ -17,12 +17,12 @@ from models.data.view_augment import augment_views, mirror_views, parse_augmenta
 from models.io.checkpoint import load_checkpoint
 from models.nerf.rays import camera_rays, look_at_pose
 
-MIRROR = torch.tensor([1.0, -1.0, 1.0])
+MIRROR = torch.tensor([-1.0, 1.0, 1.0])  # x -> -x: objects face +y, as ShapeNet's
 
 
 @pytest.mark.parametrize(("azimuth", "elevation"), [(0.0, 0.0), (37.0, 20.0), (200.0, 55.0)])
 def test_a_mirrored_view_sees_the_mirror_image_of_each_ray(azimuth, elevation):
-    """Pixel (r, W-1-c) of the flipped view looks along the mirror image (y -> -y) of the ray of
+    """Pixel (r, W-1-c) of the flipped view looks along the mirror image (x -> -x) of the ray of
     pixel (r, c) of the original: so a mirrored object's views agree with each other."""
     pose = look_at_pose(azimuth, elevation, 4.0)
     height, width, focal = 6, 8, 7.5

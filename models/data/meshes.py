@@ -334,6 +334,12 @@ def parse_obj(text: str, files: ModelFiles) -> Mesh:
 # Placing a mesh: rotation, size, Z up, ShapeNet normalisation
 
 
+# Sweet Home 3D models face +z (towards the viewer of its front view); ShapeNet's, and so the
+# learnit renders', face -z, which Z up is +y (the benches of shapenet-real face +y). Turning a
+# library model half a turn about its up axis puts its front where a ShapeNet model's is.
+SH3D_TO_SHAPENET_FRONT = np.diag([-1.0, 1.0, -1.0])
+
+
 def y_up_to_z_up(vertices: np.ndarray) -> np.ndarray:
     """(x, y, z) in a Y-up frame (OBJ, Sweet Home 3D) -> Z up: (x, -z, y), a proper rotation."""
     return np.stack([vertices[:, 0], -vertices[:, 2], vertices[:, 1]], axis=1)
@@ -554,7 +560,7 @@ def _archive_model(archive: zipfile.ZipFile | FolderArchive, model: str) -> tupl
 
 def _entry_loader(path: Path, entry: CatalogueEntry) -> Callable[[], Mesh]:
     """Reads catalogue entry `entry` of the library at `path`, placed as Sweet Home 3D places
-    it and turned Z up."""
+    it, turned to face as ShapeNet models do and turned Z up."""
 
     def load() -> Mesh:
         try:
@@ -563,7 +569,10 @@ def _entry_loader(path: Path, entry: CatalogueEntry) -> Callable[[], Mesh]:
                 mesh = parse_obj(text, files)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, RuntimeError):
             raise MeshError(f"model {entry.model} cannot be read from the library") from None
-        return place(mesh, entry.rotation, entry.size, y_up=True)
+        rotation = SH3D_TO_SHAPENET_FRONT
+        if entry.rotation is not None:
+            rotation = rotation @ entry.rotation
+        return place(mesh, rotation, entry.size, y_up=True)
 
     return load
 

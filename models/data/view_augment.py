@@ -1,8 +1,9 @@
 """Augmentation of posed views for NeRF training (ours, not the paper's): more objects from few.
 
 A mirrored object is a real-looking new object: every view flipped left-right, with its camera
-mirrored through the plane y = 0 (the rays of the flipped pixels are the mirror images of the
-original rays, so the views stay consistent). A colour permutation swaps the RGB channels of all
+mirrored through the plane x = 0 (the rays of the flipped pixels are the mirror images of the
+original rays, so the views stay consistent). ShapeNet-aligned objects face +y, so x = 0 is their
+left-right plane: a mirrored chair still faces +y. A colour permutation swaps the RGB channels of all
 views of an object alike (white stays white). Real meshes are few (tens of chairs), so both
 multiply what the meta-learner sees.
 """
@@ -14,8 +15,8 @@ import torch
 AUGMENTATIONS = ("mirror", "colours")
 IMAGE_AUGMENTATIONS = ("flip",)  # images: mirrored left-right at random (models/data/image_data)
 
-# pose' = WORLD_MIRROR @ pose @ CAMERA_FLIP: world y -> -y, camera x (image columns) -> -x.
-WORLD_MIRROR = torch.diag(torch.tensor([1.0, -1.0, 1.0, 1.0]))
+# pose' = WORLD_MIRROR @ pose @ CAMERA_FLIP: world x -> -x, camera x (image columns) -> -x.
+WORLD_MIRROR = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 CAMERA_FLIP = torch.diag(torch.tensor([-1.0, 1.0, 1.0, 1.0]))
 
 
@@ -33,7 +34,8 @@ def parse_augmentations(text: str, allowed: tuple[str, ...] = AUGMENTATIONS) -> 
 
 def mirror_views(images: torch.Tensor, poses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The mirror image of an object: views (..., 3, H, W) flipped left-right, poses (..., 4, 4)
-    mirrored through y = 0 (still rotations: two reflections)."""
+    mirrored through x = 0, the left-right plane of an object facing +y (still rotations: two
+    reflections)."""
     mirror, flip = WORLD_MIRROR.to(poses), CAMERA_FLIP.to(poses)
     return images.flip(-1), mirror @ poses @ flip
 
