@@ -3,8 +3,8 @@
 A mirrored object is a real-looking new object: every view flipped left-right, with its camera
 mirrored through the plane x = 0 (the rays of the flipped pixels are the mirror images of the
 original rays, so the views stay consistent). ShapeNet-aligned objects face +y, so x = 0 is their
-left-right plane: a mirrored chair still faces +y. A colour permutation swaps the RGB channels of all
-views of an object alike (white stays white). Real meshes are few (tens of chairs), so both
+left-right plane: a mirrored chair still faces +y. A colour permutation swaps the RGB channels
+of all views of an object alike (white stays white). Real meshes are few (tens of chairs), so both
 multiply what the meta-learner sees.
 """
 
