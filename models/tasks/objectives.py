@@ -229,9 +229,13 @@ class NerfObjective:
     def loss(self, model: TransInr, batch, step: int, epoch: int):
         images, poses, focal = batch
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        if self.augmentations:
-            images, poses = augment_views(images, poses, self.augmentations, generator)
         support, query = pick_views(images.shape[1], len(images), self.support_views, generator)
+        if self.augmentations:  # only the views this step uses: (B, K + 1, ...)
+            used = torch.cat([support, query[:, None]], dim=1)
+            images, poses = gather_views(images, used), gather_views(poses, used)
+            images, poses = augment_views(images, poses, self.augmentations, generator)
+            support = torch.arange(used.shape[1] - 1).expand(len(used), -1)
+            query = torch.full((len(used),), used.shape[1] - 1)
         tokens_input = support_input(self.config, images, poses, focal, support)
         origins, directions, target = self.sample_rays(
             images, poses, focal, query, generator, epoch < self.foreground_epochs
