@@ -28,6 +28,7 @@ from models.data.meshes import (
     place,
     render_mesh_views,
     split_ids,
+    turn_about_up,
     write_mesh_dataset,
 )
 from models.data.synth import CAMERA_ANGLE_X
@@ -283,11 +284,27 @@ def test_library_and_obj_models_face_plus_y_as_shapenet_models(tmp_path):
         archive.writestr("c/chair.obj", sh3d_front)
     obj = tmp_path / "blender.obj"
     obj.write_text(seat + "v 0 1 -1\nf 1 2 3\nf 1 3 4\nf 1 2 5\n")  # the peak on -z
+
+    def peak(mesh: Mesh) -> np.ndarray:
+        return mesh.vertices[mesh.vertices[:, 2].argmax()]  # the highest vertex, Z up
+
     for path in (library, obj):
         (source,), _ = find_sources(path, "chairs")
-        vertices = source.load().vertices
-        peak = vertices[vertices[:, 2].argmax()]  # the highest vertex, Z up
-        assert peak[1] == pytest.approx(vertices[:, 1].max()) and peak[1] > 0, path.name
+        mesh = source.load()
+        front = peak(mesh)[1]
+        assert front == pytest.approx(mesh.vertices[:, 1].max()) and front > 0, path.name
+        # --turn 90: counter-clockwise seen from above, the front goes from +y to -x
+        assert peak(turn_about_up(mesh, 90.0))[:2] == pytest.approx([-1.0, 0.0], abs=1e-9)
+        assert np.array_equal(turn_about_up(mesh, 360.0).vertices, mesh.vertices)
+    out = tmp_path / "out"
+    for turn in (0, 180):
+        done = invoke("data", "mesh", obj, "--out", out / str(turn), "--turn", turn, "--size", 16)
+        assert done.exit_code == 0, done.output
+    assert pngs(out / "0") != pngs(out / "180")
+    for value in ("nan", "inf", "400"):
+        refused = invoke("data", "mesh", obj, "--out", tmp_path / "no", "--turn", value)
+        assert refused.exit_code != 0 and "turn" in refused.output, value
+        assert not (tmp_path / "no").exists()
 
 
 def bad_inputs(folder: Path) -> None:

@@ -166,6 +166,16 @@ def mesh(
         str, typer.Option(help="Train,val,test shares of the objects.")
     ] = "0.8,0.1,0.1",
     up: Annotated[Up, typer.Option(help="Up axis of loose OBJ files (libraries: Y).")] = Up.y,
+    turn: Annotated[
+        float,
+        typer.Option(
+            min=-360,
+            max=360,
+            help="Degrees to turn every mesh about its up axis, counter-clockwise seen from "
+            "above, so that its front faces +y as ShapeNet's (e.g. 180 for OBJ files that "
+            "face +z).",
+        ),
+    ] = 0.0,
     quiet: QuietOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -177,7 +187,7 @@ def mesh(
         raise TransInrError(f"--category {category!r} is not a folder name like chairs or lamps")
     shares = parse_split(split)
     options = {"seed": seed, "views": views, "size": size, "fractions": shares}
-    options["y_up"] = up == Up.y
+    options["y_up"], options["turn"] = up == Up.y, turn
     started = time.perf_counter()
     result = render_meshes(src, out, category, options, quiet)
     seconds = time.perf_counter() - started

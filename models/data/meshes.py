@@ -937,12 +937,29 @@ def split_ids(ids: list[str], fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> d
     }
 
 
+def turn_about_up(mesh: Mesh, degrees: float) -> Mesh:
+    """The Z-up mesh turned `degrees` about the up axis (counter-clockwise seen from above)."""
+    if degrees % 360 == 0:
+        return mesh
+    angle = math.radians(degrees)
+    cos, sin = math.cos(angle), math.sin(angle)
+    turn = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    vertices = mesh.vertices @ turn.T
+    return Mesh(vertices, mesh.faces, mesh.uvs, mesh.face_uvs, mesh.face_materials, mesh.materials)
+
+
 def render_source(
-    source: MeshSource, seed: int, views: int, size: int, supersample: int = SUPERSAMPLE
+    source: MeshSource,
+    seed: int,
+    views: int,
+    size: int,
+    supersample: int = SUPERSAMPLE,
+    turn: float = 0.0,
 ) -> tuple[np.ndarray, torch.Tensor]:
     """A mesh's views: uint8 RGBA (V, H, W, 4) and their poses (V, 4, 4), cameras drawn from
-    (seed, object id); MeshError when the mesh cannot be read or rendered."""
-    mesh = normalise(source.load())
+    (seed, object id), the mesh turned `turn` degrees about the up axis; MeshError when the
+    mesh cannot be read or rendered."""
+    mesh = normalise(turn_about_up(source.load(), turn))
     rng = np.random.default_rng([seed, int(object_id(source.key)[:12], 16)])
     poses = torch.stack(view_poses(rng, views, RADIUS)).to(torch.float32)  # (V, 4, 4)
     return render_mesh_views(mesh, poses, size, CAMERA_ANGLE_X, supersample), poses
@@ -959,18 +976,22 @@ def write_mesh_dataset(
     y_up: bool = True,
     on_start: Callable[[int], None] | None = None,
     on_object: Callable[[str], None] | None = None,
+    turn: float = 0.0,
 ) -> MeshDataset:
     """Render the `category` meshes under `src` into `root` in the learnit layout.
 
     `<root>/<category>/<id>/000.png ... + transforms.json` per mesh (the views in memory first,
     then each file atomically, transforms.json last), then `<root>/<category minus s>_splits.json`
     and `..._sources.json` (id -> where the mesh came from, its creator and licence). Same seed,
-    same bytes. Meshes that fail are skipped with a reason and leave no files; when none is
-    rendered nothing is written. `on_start(count)` gets the number of meshes found and
-    `on_object(label)` is called after each. Nothing is printed.
+    same bytes. Every mesh is turned `turn` degrees about the up axis after it is placed
+    (ShapeNet models, and so the meshes here, face +y). Meshes that fail are skipped with a
+    reason and leave no files; when none is rendered nothing is written. `on_start(count)` gets
+    the number of meshes found and `on_object(label)` is called after each. Nothing is printed.
     """
     if views < 1 or size < 1 or seed < 0:
         raise TransInrError("views and size must be at least 1 and the seed at least 0")
+    if not math.isfinite(turn):
+        raise TransInrError("the turn must be a finite number of degrees, e.g. 180")
     sources, skipped = find_sources(src, category, y_up)
     if not sources and not skipped:
         raise TransInrError(f"no {category} meshes found in {src}; check SRC and --category")
@@ -984,7 +1005,7 @@ def write_mesh_dataset(
         try:
             if identity in seen:
                 raise MeshError(f"the same object id as {seen[identity]}")
-            images, poses = render_source(source, seed, views, size)
+            images, poses = render_source(source, seed, views, size, turn=turn)
         except MeshError as error:
             skipped.append(Skipped(source.label, str(error)))
         except MemoryError:
