@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from models.api import load_model  # noqa: E402
+from models.core.rendering import psnr  # noqa: E402
 from models.data.view_data import ViewDataset  # noqa: E402
 from models.nerf.volume_rendering import render_view  # noqa: E402
 from models.tasks.objectives import support_input  # noqa: E402
@@ -57,14 +58,14 @@ def main() -> None:
     objects = ViewDataset(Path(root), category, split, args.objects, min_views=max(queries) + 1)
     models = [load_model(name, task="nerf", device="cpu") for name in args.model]
     names = args.name + args.model[len(args.name) :]
-    rows, errors = [], [[] for _ in models]
+    rows, scores = [], [[] for _ in models]
     for index in range(len(objects)):
         images, poses, focal = objects[index]
         truth = images[queries]
         row = [images[0]]
         for number, model in enumerate(models):
             renders = novel_views(model, images, poses, focal, queries).clamp(0, 1)
-            errors[number].append((renders - truth).pow(2).flatten(1).mean(1))
+            scores[number].append(psnr(renders, truth))
             row.extend(renders)
         row.extend(truth)
         rows.append(torch.cat(row, dim=2))  # (3, H, W * columns)
@@ -79,9 +80,9 @@ def main() -> None:
         draw.text((start + 4, 3), label, fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.out)
-    for name, error in zip(names, errors, strict=True):
-        psnr = (-10 * torch.log10(torch.cat(error))).mean().item()
-        print(f"{name}: {psnr:.2f} dB over {len(objects)} objects x {len(queries)} views")
+    for name, score in zip(names, scores, strict=True):
+        mean = torch.cat(score).mean().item()
+        print(f"{name}: {mean:.2f} dB over {len(objects)} objects x {len(queries)} views")
     print(f"wrote {args.out}")
 
 

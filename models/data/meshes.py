@@ -23,7 +23,7 @@ import time
 import zipfile
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -359,7 +359,7 @@ def normalise(mesh: Mesh, extent: float = EXTENT) -> Mesh:
     if not size > 0 or not math.isfinite(size):
         raise MeshError("the mesh has no extent (all its vertices coincide)")
     vertices = (mesh.vertices - (lo + hi) / 2) * (2 * extent / size)
-    return Mesh(vertices, mesh.faces, mesh.uvs, mesh.face_uvs, mesh.face_materials, mesh.materials)
+    return replace(mesh, vertices=vertices)
 
 
 def place(
@@ -382,7 +382,7 @@ def place(
             vertices = vertices * (wanted / extent)
     if y_up:
         vertices = y_up_to_z_up(vertices)
-    return Mesh(vertices, mesh.faces, mesh.uvs, mesh.face_uvs, mesh.face_materials, mesh.materials)
+    return replace(mesh, vertices=vertices)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,13 +414,13 @@ def _unescape(text: str) -> str:
     """Java properties escapes: \\uXXXX, \\t, \\n, \\r, \\f and \\x -> x."""
     named = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
-    def replace(match: re.Match) -> str:
+    def unescaped(match: re.Match) -> str:
         escape = match.group(1)
         if escape.startswith("u"):
             return chr(int(escape[1:], 16))
         return named.get(escape, escape)
 
-    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", replace, text)
+    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", unescaped, text)
 
 
 @dataclass(frozen=True)
@@ -945,7 +945,7 @@ def turn_about_up(mesh: Mesh, degrees: float) -> Mesh:
     cos, sin = math.cos(angle), math.sin(angle)
     turn = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
     vertices = mesh.vertices @ turn.T
-    return Mesh(vertices, mesh.faces, mesh.uvs, mesh.face_uvs, mesh.face_materials, mesh.materials)
+    return replace(mesh, vertices=vertices)
 
 
 def render_source(
