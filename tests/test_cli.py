@@ -719,3 +719,35 @@ def test_ipc_trains_encodes_renders_and_refines_like_trans_inr(tmp_path, image_f
     assert_ok(invoke("render", tmp_path / "a.inr", "--size", 64, "-o", tmp_path / "a.png", "-q"))
     assert_ok(invoke("attention", image, "--model", run, "-o", tmp_path / "att.png", "-q"))
     assert (tmp_path / "att.png").stat().st_size > 0
+
+
+def test_spatial_trains_encodes_renders_and_refines_and_refuses_what_it_cannot(
+    tmp_path, image_folder
+):
+    run = tmp_path / "spatial"
+    summary = json_of(
+        invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
+               "--method", "spatial", "--steps", 2, "--batch-size", 8, "--workers", 0,
+               "--val-images", 8, "--device", "cpu", "--out", run, "--quiet", "--json")
+    )  # fmt: skip
+    assert summary["steps"] == 2
+    assert load_checkpoint(run / "last.safetensors").config.method == "spatial"
+    image = image_folder / "img00.png"
+    encoded = json_of(invoke("encode", image, "--model", run, "-o", tmp_path / "a.inr", "--json",
+                             "--refine-steps", 2))  # fmt: skip
+    assert encoded
+    inr_file = load_inr(tmp_path / "a.inr")
+    assert inr_file.inr.shift_grid == 12 and inr_file.weights[-1].shape == (144, 32)
+    assert_ok(invoke("render", tmp_path / "a.inr", "--size", 64, "-o", tmp_path / "a.png", "-q"))
+    assert Image.open(tmp_path / "a.png").size == (64, 64)
+    assert_ok(invoke("refine", tmp_path / "a.inr", "--image", image, "--steps", 2,
+                     "-o", tmp_path / "b.inr", "-q"))  # fmt: skip
+    assert load_inr(tmp_path / "b.inr").weights[-1].shape == (144, 32)
+    for command in (
+        ("export", tmp_path / "a.inr", "-o", tmp_path / "a.html"),
+        ("attention", image, "--model", run, "-o", tmp_path / "att.png"),
+    ):
+        result = invoke(*command)
+        assert result.exit_code != 0 and "spatial" in stderr_of(result)
+        assert "Traceback" not in stderr_of(result)
+    assert not (tmp_path / "a.html").exists() and not (tmp_path / "att.png").exists()

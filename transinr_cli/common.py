@@ -97,6 +97,7 @@ class Method(str, Enum):
     learned_init = "learned-init"
     single_vector = "single-vector"
     ipc = "ipc"
+    spatial = "spatial"
 
 
 class Dtype(str, Enum):

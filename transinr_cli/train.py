@@ -78,7 +78,8 @@ GroupsOption = Annotated[
 MethodOption = Annotated[
     Method,
     typer.Option(
-        help="trans-inr; ipc (one low-rank generated layer, Kim et al. 2023); or a "
+        help="trans-inr; ipc (one low-rank generated layer, Kim et al. 2023); spatial (a grid "
+        "of first-layer shifts, one cell block per patch; images); or a "
         "baseline: learned-init (MAML) or single-vector (one latent)."
     ),
 ]
@@ -197,6 +198,7 @@ def print_summary(config, as_json: bool) -> None:
         "learned-init": "Learned Init",
         "single-vector": "Single vector",
         "ipc": "IPC",
+        "spatial": "Spatial",
     }
     table = Table(title=f"{names[config.method]} preset '{config.preset}' (task {config.task})")
     table.add_column("part")
@@ -212,9 +214,11 @@ def print_summary(config, as_json: bool) -> None:
             f"INR layers {config.inr.layer_shapes()}"
         )
     else:
+        grid = config.inr.shift_grid
+        grid_text = f"; shift grid {grid} x {grid} x {config.inr.width}" if grid else ""
         console.print(
             f"tokens: {config.data_token_count} data{per} + {config.weight_token_count} weight; "
-            f"INR layers {config.inr.layer_shapes()}"
+            f"INR layers {config.inr.layer_shapes()}{grid_text}"
         )
     console.print(f"total parameters: {counts['total']:,}")
 

@@ -46,6 +46,9 @@ class INRConfig:
 
     `activation` "sine" is a SIREN (sin(30 (x W + b)) between layers, models/core/inr.py);
     `fourier_count` 0 (sine only) feeds the raw coordinates in (-1, 1) instead of features.
+    `shift_grid` > 0 adds a grid of first-layer bias shifts (`shift_grid` x `shift_grid` cells of
+    `width` numbers, spanning `shift_low` to `shift_high` on both axes), sampled bilinearly at
+    each coordinate: the spatial method's INR (models/core/inr.py).
     """
 
     coord_dim: int = 2
@@ -57,6 +60,9 @@ class INRConfig:
     out_dim: int = 3
     out_bias: float = 0.5
     activation: str = "relu"  # one of ACTIVATIONS
+    shift_grid: int = 0  # cells per side of the bias-shift grid; 0: none (a plain MLP)
+    shift_low: float = -1.0  # coordinate of the grid's first edge (both axes)
+    shift_high: float = 1.0  # coordinate of its last edge
 
     ACTIVATIONS = ("relu", "sine")  # not a field (no annotation); sine: SIREN, models/core/inr.py
 
@@ -70,8 +76,16 @@ class INRConfig:
         dims = [self.in_dim] + [self.width] * (self.depth - 1) + [self.out_dim]
         return list(zip(dims[:-1], dims[1:], strict=True))
 
+    def tensor_shapes(self) -> list[tuple[str, list[int]]]:
+        """Name and shape of each weight tensor (no batch dim), in the order of INRWeights:
+        `layer.{i}` (in + 1, out) per layer, then `shift_grid` (cells, width) if there is one."""
+        shapes = [(f"layer.{i}", [a + 1, b]) for i, (a, b) in enumerate(self.layer_shapes())]
+        if self.shift_grid:
+            shapes.append(("shift_grid", [self.shift_grid**2, self.width]))
+        return shapes
+
     def parameter_count(self) -> int:
-        return sum((fan_in + 1) * fan_out for fan_in, fan_out in self.layer_shapes())
+        return sum(math.prod(shape) for _, shape in self.tensor_shapes())
 
     @classmethod
     def from_dict(cls, data: object, what: str = "INR config") -> INRConfig:
@@ -88,6 +102,9 @@ class INRConfig:
             config.depth < 2
             or not 0 < config.fourier_max <= 1e6
             or config.activation not in cls.ACTIVATIONS
+            or not 0 <= config.shift_grid <= 1024
+            or not -1e3 <= config.shift_low < config.shift_high <= 1e3
+            or (config.shift_grid and config.coord_dim != 2)
         ):
             raise TransInrError(f"{what}: unsupported architecture; the file is corrupt")
         return config
@@ -135,9 +152,12 @@ class ModelConfig:
     # "learned-init" (Tancik et al. 2021), a learned INR initialisation adapted per sample by
     # `inner_steps` SGD steps of `inner_lr` (MAML; `first_order` drops second derivatives);
     # "ipc" (Kim et al. 2023), one low-rank generated layer (`ipc_layer`, rank = `groups`),
-    # every other weight shared (models/core/hypernetwork.py).
+    # every other weight shared (models/core/hypernetwork.py); "spatial", each data token's
+    # output becomes `shift_subgrid` x `shift_subgrid` cells of a grid of first-layer bias shifts
+    # (Spatial Functa's shift modulations), every INR weight shared (models/core/hypernetwork.py).
     method: str = "trans-inr"
     ipc_layer: int = 1  # "ipc": the one generated INR layer (ginr-ipc's image configs: 1)
+    shift_subgrid: int = 3  # "spatial": grid cells per patch side
     inner_steps: int = 2
     inner_lr: float = 1.0  # SGD on the full-image MSE: 1.0 beat 0.01, 0.3 and 3 in a trial
     first_order: bool = False
@@ -155,7 +175,16 @@ class ModelConfig:
         """The volume-rendering sampling of a NeRF model (near, far, samples)."""
         return RaySampling(self.near, self.far, self.samples)
 
+    def shift_grid_layout(self) -> tuple[int, float, float]:
+        """The spatial method's INR grid: (cells per side, first edge, last edge) in INR
+        coordinates, covering the padded image (`padding // 2` pixels before, the rest after)."""
+        before, padded = self.padding // 2, self.image_size + self.padding
+        low = -1.0 - 2.0 * before / self.image_size
+        return self.patch_grid * self.shift_subgrid, low, low + 2.0 * padded / self.image_size
+
     def group_counts(self) -> list[int]:
+        if self.method == "spatial":
+            return [0] * self.inr.depth
         if self.method == "single-vector":
             return [1] * self.inr.depth
         if self.method == "ipc":
@@ -187,11 +216,33 @@ class ModelConfig:
             raise TransInrError(
                 f"ipc layer {self.ipc_layer} is out of range; use 0 to {self.inr.depth - 1}"
             )
+        self.validate_spatial()
         if not 1 <= self.inner_steps <= 100:
             raise TransInrError(f"--inner-steps {self.inner_steps} is out of range; use 1 to 100")
         if not 0 < self.inner_lr <= 1e3:  # also rejects NaN
             raise TransInrError(f"--inner-lr {self.inner_lr} is out of range; use (0, 1000]")
         return self
+
+    def validate_spatial(self) -> None:
+        """The INR has a shift grid exactly when the method is spatial, laid out as the patches."""
+        if self.method != "spatial":
+            if self.inr.shift_grid:
+                raise TransInrError(
+                    f"a shift grid needs --method spatial, not {self.method}; drop the grid"
+                )
+            return
+        if self.task != "image":
+            raise TransInrError("--method spatial is for images; use trans-inr for NeRF")
+        if not 1 <= self.shift_subgrid <= 16:
+            raise TransInrError(f"shift subgrid {self.shift_subgrid} is out of range; use 1 to 16")
+        cells, low, high = self.shift_grid_layout()
+        inr = self.inr
+        if (inr.shift_grid, inr.shift_low, inr.shift_high) != (cells, low, high):
+            raise TransInrError(
+                f"the spatial INR's shift grid is {inr.shift_grid} cells over "
+                f"({inr.shift_low}, {inr.shift_high}); the patches need {cells} over "
+                f"({low}, {high}): build the config with preset_config"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -232,5 +283,5 @@ class ModelConfig:
         return cls.from_dict(json.loads(text))
 
 
-METHODS = ("trans-inr", "single-vector", "learned-init", "ipc")
+METHODS = ("trans-inr", "single-vector", "learned-init", "ipc", "spatial")
 TASKS = ("image", "nerf")  # models/core/presets.py has the presets of each

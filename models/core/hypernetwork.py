@@ -10,6 +10,11 @@ Pattern Composers"; their code: kakaobrain/ginr-ipc): only one early layer is ge
 low-rank product: its r weight tokens pass a LayerNorm + Linear head giving the instance
 pattern composers U (in, r), times a shared, learned factor V (r, out), normalised over the
 input dim; every other weight is shared (the normalised base weights), and all biases too.
+
+`spatial`: no weight tokens; each data token's output passes a LayerNorm + Linear head giving
+s x s cells of first-layer bias shifts (width numbers each) where its patch lies, so the
+Transformer writes a grid of shift modulations (Spatial Functa, Bauer et al., ICML 2023; a
+Transformer encoder in place of their meta-learned latents) and every MLP weight is shared.
 """
 
 from __future__ import annotations
@@ -50,9 +55,12 @@ class HyperNetwork(nn.Module):
         groups: int,
         single_vector=False,
         ipc_layer: int | None = None,
+        shift_cells: tuple[int, int] | None = None,
     ):
+        """`shift_cells`: spatial only, (patches per side, grid cells per patch side)."""
         super().__init__()
         self.single_vector, self.ipc_layer = single_vector, ipc_layer
+        self.shift_cells = shift_cells
         if single_vector:
             groups = 1
         self.group_counts = [min(groups, fan_out) for _, fan_out in layer_shapes]
@@ -60,14 +68,22 @@ class HyperNetwork(nn.Module):
         if ipc_layer is not None:
             token_count = groups  # the rank r of the generated layer
             self.group_counts = [groups if i == ipc_layer else 0 for i in range(len(layer_shapes))]
+        if shift_cells is not None:
+            token_count, self.group_counts = 0, [0] * len(layer_shapes)
         self.weight_tokens = nn.Parameter(standard_normal(token_count, dim))
         self.base_weights = nn.ParameterList(
             nn.Parameter(init_layer(fan_in, fan_out)) for fan_in, fan_out in layer_shapes
         )
         generated = layer_shapes if ipc_layer is None else [layer_shapes[ipc_layer]]
+        head_outputs = [fan_in for fan_in, _ in generated]
+        if shift_cells is not None:
+            head_outputs = [shift_cells[1] ** 2 * layer_shapes[0][1]]  # s * s cells of width
         self.heads = nn.ModuleList(
-            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, fan_in)) for fan_in, _ in generated
+            nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, size)) for size in head_outputs
         )
+        if shift_cells is not None:  # start as the shared MLP: zero shifts
+            nn.init.zeros_(self.heads[0][1].weight)
+            nn.init.zeros_(self.heads[0][1].bias)
         if ipc_layer is not None:
             fan_in, fan_out = layer_shapes[ipc_layer]
             factor = standard_normal(groups, fan_out) / math.sqrt(groups * fan_in)
@@ -78,7 +94,10 @@ class HyperNetwork(nn.Module):
         return self.weight_tokens.shape[0]
 
     def forward(self, weight_token_outputs: torch.Tensor) -> INRWeights:
-        """Encoder outputs at the weight tokens (B, T, dim) -> per layer (B, in + 1, out)."""
+        """Encoder outputs at the weight tokens (B, T, dim) -> per layer (B, in + 1, out);
+        spatial: outputs at the data tokens (B, patches, dim) -> layers + shift grid."""
+        if self.shift_cells is not None:
+            return self.shift_grid(weight_token_outputs)
         if self.ipc_layer is not None:
             return self.compose(weight_token_outputs)
         weights = []
@@ -109,3 +128,16 @@ class HyperNetwork(nn.Module):
                 weight = F.normalize(base[:-1], dim=0).expand(batch, -1, -1)  # (B, in, out)
             weights.append(torch.cat([weight, bias], dim=1))
         return weights
+
+    def shift_grid(self, data_token_outputs: torch.Tensor) -> INRWeights:
+        """Spatial: the shared layers, then the grid (B, (P s)^2, width), its cells row-major;
+        patch (i, j) writes cells (i s + a, j s + b) for a, b < s."""
+        batch, patches = data_token_outputs.shape[:2]
+        side, sub = self.shift_cells
+        if patches != side * side:
+            raise ValueError(f"expected {side * side} data tokens, got {patches}")
+        width = self.base_weights[0].shape[1]
+        cells = self.heads[0](data_token_outputs).view(batch, side, side, sub, sub, width)
+        grid = cells.permute(0, 1, 3, 2, 4, 5).reshape(batch, (side * sub) ** 2, width)
+        layers = [base.expand(batch, -1, -1) for base in self.base_weights]
+        return [*layers, grid]

@@ -10,6 +10,10 @@ Two activations between layers (`INRConfig.activation`), the output layer always
   SINE_OMEGA = 30 on all of them as SIREN's reference code does (not folded into the weights),
   so SIREN's Adam learning rates (1e-4 in its paper) carry over. Usually on the raw
   coordinates in (-1, 1) (`fourier_count` 0); SIREN initialisation in `init_weights`.
+
+With `INRConfig.shift_grid` the weights end with one more tensor, a grid of first-layer bias
+shifts (B, cells, width), sampled bilinearly at each coordinate and added before the first
+activation: shift modulations on a latent grid, as in Spatial Functa (Bauer et al. 2023).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 from models.core.config import INRConfig
 from models.errors import TransInrError
@@ -80,13 +85,40 @@ def init_sine_layer(fan_in: int, fan_out: int, first: bool) -> torch.Tensor:
 def init_weights(config: INRConfig, batch: int = 1) -> INRWeights:
     """Fresh random weights (fitting from scratch, tests), shared across the batch.
 
-    ReLU: torch's nn.Linear initialisation; sine: SIREN's. Draws from torch's global generator.
+    ReLU: torch's nn.Linear initialisation; sine: SIREN's; a shift grid starts at zero. Draws
+    from torch's global generator.
     """
+    shapes = list(enumerate(config.layer_shapes()))
     if config.activation == "sine":
-        shapes = enumerate(config.layer_shapes())
         layers = [init_sine_layer(i, o, first=index == 0) for index, (i, o) in shapes]
-        return [layer.expand(batch, -1, -1).clone() for layer in layers]
-    return [init_layer(i, o).expand(batch, -1, -1).clone() for i, o in config.layer_shapes()]
+    else:
+        layers = [init_layer(i, o) for _, (i, o) in shapes]
+    if config.shift_grid:
+        layers.append(torch.zeros(config.shift_grid**2, config.width))
+    return [layer.expand(batch, -1, -1).clone() for layer in layers]
+
+
+def split_shift_grid(
+    weights: INRWeights, config: INRConfig
+) -> tuple[INRWeights, torch.Tensor | None]:
+    """(the MLP's layers, the shift grid (B, cells, width) or None)."""
+    if config.shift_grid:
+        return weights[:-1], weights[-1]
+    return weights, None
+
+
+def sample_shift_grid(grid: torch.Tensor, points: torch.Tensor, config: INRConfig) -> torch.Tensor:
+    """Bilinear samples of the shift grid (B, cells, width) at points (1 or B, H, W, 2) in (y, x)
+    order -> (B, H * W, width); the grid's cells span shift_low to shift_high, edges clamped."""
+    batch, cells = grid.shape[0], config.shift_grid
+    image = grid.transpose(1, 2).reshape(batch, grid.shape[2], cells, cells)  # (B, width, y, x)
+    span = config.shift_high - config.shift_low
+    normalised = (points.flip(-1) - config.shift_low) * (2.0 / span) - 1.0  # (x, y) in (-1, 1)
+    normalised = normalised.to(image.dtype).expand(batch, -1, -1, -1)
+    shifts = F.grid_sample(
+        image, normalised, mode="bilinear", padding_mode="border", align_corners=False
+    )  # (B, width, H, W)
+    return shifts.flatten(2).transpose(1, 2)
 
 
 def linear(inputs: torch.Tensor, wb: torch.Tensor) -> torch.Tensor:
@@ -100,12 +132,22 @@ def check_activation(activation: str) -> None:
         raise TransInrError(f"unknown INR activation {activation!r}; choose relu or sine")
 
 
-def mlp(features: torch.Tensor, weights: INRWeights, activation: str = "relu") -> torch.Tensor:
-    """(B, N, in) through the layers, `activation` between them, linear output: -> (B, N, out)."""
+def mlp(
+    features: torch.Tensor,
+    weights: INRWeights,
+    activation: str = "relu",
+    first_shift: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, N, in) through the layers, `activation` between them, linear output: -> (B, N, out).
+
+    `first_shift` (B, N, width), if given, is added to the first layer's output before its
+    activation (the sampled shift grid)."""
     check_activation(activation)
     hidden = features
     for index, wb in enumerate(weights):
         hidden = linear(hidden, wb)
+        if index == 0 and first_shift is not None:
+            hidden = hidden + first_shift.to(hidden.dtype)
         if index < len(weights) - 1:
             if activation == "sine":
                 hidden = torch.sin(SINE_OMEGA * hidden)
@@ -116,7 +158,10 @@ def mlp(features: torch.Tensor, weights: INRWeights, activation: str = "relu") -
 
 def image_inr(coords: torch.Tensor, weights: INRWeights, config: INRConfig) -> torch.Tensor:
     """Pixel coordinates (B, N, 2) in (-1, 1), (y, x) order -> RGB (B, N, 3), output + 0.5."""
-    return mlp(inr_features(coords, config), weights, config.activation) + config.out_bias
+    layers, grid = split_shift_grid(weights, config)
+    shift = None if grid is None else sample_shift_grid(grid, coords[:, :, None], config)
+    features = inr_features(coords, config)
+    return mlp(features, layers, config.activation, shift) + config.out_bias
 
 
 def grid_image_inr(
@@ -139,6 +184,7 @@ def grid_image_inr(
     y W1[0] + x W1[1]; the activation comes after the sum, so either activation works.
     """
     check_activation(config.activation)
+    weights, grid = split_shift_grid(weights, config)
     count, first = config.fourier_count, weights[0]
     frequencies = fourier_frequencies(config, rows.device)
 
@@ -156,15 +202,22 @@ def grid_image_inr(
 
     row_part, col_part = axis_part(rows, 0), axis_part(cols, 1)
     hidden = row_part[:, :, None] + col_part[:, None, :] + first[:, None, -1:].to(row_part.dtype)
+    hidden = hidden.flatten(1, 2)  # (B, R * C, out)
+    if grid is not None:
+        points = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)[
+            None
+        ]  # (1, R, C, 2)
+        hidden = hidden + sample_shift_grid(grid, points, config).to(hidden.dtype)
     if config.activation == "sine":
-        hidden = torch.sin(SINE_OMEGA * hidden.flatten(1, 2))
+        hidden = torch.sin(SINE_OMEGA * hidden)
     else:
-        hidden = torch.relu(hidden.flatten(1, 2))  # (B, R * C, out)
+        hidden = torch.relu(hidden)
     return mlp(hidden, weights[1:], config.activation) + config.out_bias
 
 
 def flops_per_point(config: INRConfig) -> int:
-    """Multiply-adds x 2 of the linear layers for one coordinate (the INR's matmul FLOPs)."""
+    """Multiply-adds x 2 of the linear layers for one coordinate (the INR's matmul FLOPs); the
+    shift grid's bilinear sample is not counted."""
     return sum(2 * fan_in * fan_out for fan_in, fan_out in config.layer_shapes())
 
 

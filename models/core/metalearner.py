@@ -38,6 +38,9 @@ class TransInr(nn.Module):
             config.groups,
             single_vector=config.method == "single-vector",
             ipc_layer=config.ipc_layer if config.method == "ipc" else None,
+            shift_cells=(
+                (config.patch_grid, config.shift_subgrid) if config.method == "spatial" else None
+            ),
         )
 
     def forward(self, observations: torch.Tensor) -> INRWeights:
@@ -45,6 +48,8 @@ class TransInr(nn.Module):
         data_tokens = self.tokenizer(observations)
         weight_tokens = self.hypernetwork.weight_tokens.expand(observations.shape[0], -1, -1)
         tokens = self.transformer(torch.cat([data_tokens, weight_tokens], dim=1))
+        if self.hypernetwork.shift_cells is not None:  # spatial: the data tokens write the grid
+            return self.hypernetwork(tokens)
         return self.hypernetwork(tokens[:, -self.hypernetwork.weight_token_count :])
 
 
@@ -68,7 +73,7 @@ def parameter_breakdown(model: nn.Module) -> dict[str, int]:
         "tokenizer": model.tokenizer,
         "transformer": model.transformer,
         "base INR": hyper.base_weights,
-        "layer heads": hyper.heads,
+        "shift head" if hyper.shift_cells is not None else "layer heads": hyper.heads,
     }
     counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}
     counts["weight tokens"] = hyper.weight_tokens.numel()

@@ -175,6 +175,10 @@ def preset_config(name: str, task: str = "image", **overrides) -> ModelConfig:
             setattr(config, key, value)
     if config.method == "ipc" and overrides.get("groups") is None:
         config.groups = config.inr.width  # rank = width, as ginr-ipc's 256 at width 256
+    if config.method == "spatial":
+        config.inr.shift_grid, config.inr.shift_low, config.inr.shift_high = (
+            config.shift_grid_layout()
+        )
     return config.validate()
 
 

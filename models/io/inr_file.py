@@ -1,6 +1,7 @@
 """The `.inr` file: a safetensors file holding an INR's complete weights plus JSON metadata.
 
-Rendering needs only this file, not the meta-learner. Tensors `layer.{i}` of shape (in + 1, out);
+Rendering needs only this file, not the meta-learner. Tensors `layer.{i}` of shape (in + 1, out),
+and `shift_grid` (cells, width) for a spatial INR (INRConfig.tensor_shapes);
 metadata key `format` = "transinr.inr", `format_version`, and `transinr` = JSON with the task, the
 INR architecture, coordinate convention and the typed header of models/io/inr_header.py (native
 size, content box or cameras, source model, PSNR).
@@ -60,9 +61,14 @@ def inr_bytes(inr_file: InrFile, dtype: str = "float32") -> bytes:
         raise TransInrError(f"unknown --dtype '{dtype}'; choose float32 or float16")
     if not all(torch.isfinite(w).all() for w in inr_file.weights):
         raise TransInrError("the INR weights are not finite (NaN or inf); nothing written")
+    names = [name for name, _ in inr_file.inr.tensor_shapes()]
+    if len(names) != len(inr_file.weights):
+        raise TransInrError(
+            f"the INR has {len(inr_file.weights)} weight tensors, its architecture {len(names)}"
+        )
     tensors = {
-        f"layer.{index}": weight.detach().to("cpu", DTYPES[dtype][0]).contiguous()
-        for index, weight in enumerate(inr_file.weights)
+        name: weight.detach().to("cpu", DTYPES[dtype][0]).contiguous()
+        for name, weight in zip(names, inr_file.weights, strict=True)
     }
     if not all(torch.isfinite(t).all() for t in tensors.values()):
         raise TransInrError(f"the weights overflow {dtype}; use --dtype float32")
@@ -178,8 +184,7 @@ def load_inr(path: str | Path) -> InrFile:
     check_cost(inr, str(path))
     info.pop("coordinates", None)
     typed_header = header_from_dict(task, info, str(path))
-    shapes = inr.layer_shapes()
-    expected = {f"layer.{i}": [fan_in + 1, fan_out] for i, (fan_in, fan_out) in enumerate(shapes)}
+    expected = dict(inr.tensor_shapes())
     found = {key: value for key, value in header.items() if key != "__metadata__"}
     if set(found) != set(expected):
         raise TransInrError(
@@ -198,7 +203,7 @@ def load_inr(path: str | Path) -> InrFile:
         tensors = load_safetensors(data)
     except Exception as error:  # safetensors raises its own error types
         raise TransInrError(f"cannot read tensors from {path} ({error}); re-encode it") from None
-    weights = [tensors[f"layer.{i}"] for i in range(len(shapes))]
+    weights = [tensors[name] for name in expected]
     if not all(torch.isfinite(w).all() for w in weights):
         raise TransInrError(f"{path} holds non-finite weights; re-encode it")
     return InrFile(weights=weights, inr=inr, task=task, header=typed_header)

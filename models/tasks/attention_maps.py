@@ -25,6 +25,11 @@ def check_attention_model(model: torch.nn.Module) -> None:
             f"a {method} model has no Transformer attention to map; "
             "pass --model with a Trans-INR image checkpoint"
         )
+    if config.method == "spatial":
+        raise TransInrError(
+            "a spatial model has no weight tokens to map (its data tokens write the INR); "
+            "pass --model with a Trans-INR image checkpoint"
+        )
     if config.task != "image":
         raise TransInrError(
             f"attention maps need an image model, not a {config.task} model; "
