@@ -204,10 +204,8 @@ def grid_image_inr(
     hidden = row_part[:, :, None] + col_part[:, None, :] + first[:, None, -1:].to(row_part.dtype)
     hidden = hidden.flatten(1, 2)  # (B, R * C, out)
     if grid is not None:
-        points = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)[
-            None
-        ]  # (1, R, C, 2)
-        hidden = hidden + sample_shift_grid(grid, points, config).to(hidden.dtype)
+        points = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1)  # (R, C, 2)
+        hidden = hidden + sample_shift_grid(grid, points[None], config).to(hidden.dtype)
     if config.activation == "sine":
         hidden = torch.sin(SINE_OMEGA * hidden)
     else:
