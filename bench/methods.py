@@ -1,4 +1,4 @@
-"""Trans-INR, IPC and the single vector at equal wall time on celeba-89 (issue 13).
+"""Trans-INR, IPC, spatial and the single vector at equal wall time on celeba-89 (issue 13).
 
     python bench/methods.py --minutes 20 --marks 8,20
     python bench/methods.py --minutes 0.5 --marks 0.25,0.5 --methods ipc --out /tmp/m  # smoke
@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--marks", default="8,20")
-    parser.add_argument("--methods", default="trans-inr,ipc,single-vector")
+    parser.add_argument("--methods", default="trans-inr,ipc,spatial,single-vector")
     parser.add_argument("--val-every", type=int, default=100)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "methods")
     args = parser.parse_args()

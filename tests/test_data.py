@@ -171,3 +171,59 @@ def make_files(root: Path, names: list[str]) -> Path:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).touch()
     return root
+
+
+class StopSignalHandlers(torch.utils.data.Dataset):
+    """Items report the SIGINT and SIGTERM handlers of the process that loads them."""
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        import signal
+
+        ignored = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)]
+        return torch.tensor(ignored)
+
+
+def test_loader_workers_leave_stop_signals_to_the_main_process():
+    from models.data.loading import guarded_loader
+
+    batches = list(guarded_loader(StopSignalHandlers(), batch_size=2, num_workers=1))
+    assert batches[0].all()  # ignored in the worker
+
+
+def test_sigterm_to_the_whole_process_group_checkpoints_and_exits_cleanly(tmp_path, image_folder):
+    """`pkill -f "transinr train"` or a cluster's stop reaches the loader workers too: the run
+    still writes its checkpoint and says how to resume, with no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from models.io.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "transinr_cli", "train", "--dataset", "folder", "--data",
+               str(image_folder), "--preset", "tiny", "--steps", "1000000", "--workers", "1",
+               "--checkpoint-every", "3", "--val-every", "1000000", "--device", "cpu",
+               "--out", str(run), "--quiet"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "last.safetensors").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (run / "last.safetensors").exists(), process.stderr.read()
+        time.sleep(1.0)
+        os.killpg(process.pid, signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "resume with" in stderr
+    step = load_checkpoint(run / "last.safetensors").train_state["step"]
+    assert f"interrupted at step {step};" in stderr

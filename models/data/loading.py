@@ -102,11 +102,23 @@ def collate_guarded(items: list) -> object:
         )
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """A loader worker's start: Ctrl-C (SIGINT to the terminal's process group) and SIGTERM to
+    the whole group (`pkill -f`, a cluster's stop) are the main process's to handle, which
+    checkpoints and then shuts the workers down; a worker dying first would crash the run."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def guarded_loader(dataset: Dataset, **options) -> Iterator:
     """A DataLoader over `dataset` (same options) whose batches raise a worker's TransInrError in
-    this process, as the same one-line error."""
+    this process, as the same one-line error. Its workers leave stop signals to this process."""
     from torch.utils.data import DataLoader
 
+    if options.get("num_workers", 0) > 0:
+        options.setdefault("worker_init_fn", ignore_stop_signals)
     loader = DataLoader(GuardedDataset(dataset), collate_fn=collate_guarded, **options)
     for batch in loader:
         if isinstance(batch, LoadFailure):
