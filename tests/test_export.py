@@ -9,6 +9,7 @@ from a fixed seed: tiny, so that the whole file runs in well under a minute on o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,6 +27,7 @@ from typer.testing import CliRunner
 
 from models.core.antialias import render_gains
 from models.core.config import INRConfig
+from models.core.inr import image_inr as torch_image_inr
 from models.core.inr import init_weights, nerf_inr
 from models.core.rendering import coordinate_grid, render_image, render_quantized
 from models.io.inr_file import InrFile, save_inr
@@ -55,6 +57,16 @@ def image_inr(greyscale: bool = False, activation: str = "relu") -> InrFile:
         greyscale=greyscale, source_image="photo.png",
     )  # fmt: skip
     return InrFile(weights, config, "image", header)
+
+
+def spatial_inr() -> InrFile:
+    """`image_inr`'s picture with a random 6 x 6 shift grid over (-1.1, 1.05) (not symmetric, so
+    a wrong normalisation shows): a spatial INR as `--method spatial` writes them."""
+    inr_file = image_inr()
+    torch.manual_seed(1)
+    config = dataclasses.replace(inr_file.inr, shift_grid=6, shift_low=-1.1, shift_high=1.05)
+    grid = torch.randn(config.shift_grid**2, config.width) * 2.0  # (cells, width)
+    return InrFile([*inr_file.weights, grid], config, "image", inr_file.header)
 
 
 def sphere_inr(radius: float = SPHERE_RADIUS, sharpness: float = SPHERE_SHARPNESS) -> InrFile:
@@ -149,6 +161,30 @@ def test_onnx_greyscale_and_sine_inrs():
             expected = expected.mean(dim=1, keepdim=True).expand(-1, 3)
         (rgb,) = session.run(["rgb"], {"coords": coords.numpy()})
         assert np.abs(rgb - expected.numpy()).max() < 1e-4
+
+
+def test_onnx_spatial_inr_matches_render_on_and_off_the_pixel_grid():
+    inr_file = spatial_inr()
+    session = onnx_session(inr_file)
+    box, (width, height) = inr_file.header.content_box, (40, 30)  # anti-aliased below native
+    gains = render_gains(inr_file.inr, 64, height, width, box)
+    expected = render_image(inr_file.batched(), inr_file.inr, height, width, box, gains=gains)
+    assert gains is not None
+    feeds = {"coords": coordinate_grid(height, width, box).numpy(),
+             "gains": torch.stack(gains).numpy()}  # fmt: skip
+    (rgb,) = session.run(["rgb"], feeds)
+    assert np.abs(rgb - expected[0].permute(1, 2, 0).reshape(-1, 3).numpy()).max() < 1e-5
+    # Anywhere: off the pixel grid, on cell centres and edges, beyond the grid (clamped).
+    torch.manual_seed(2)
+    size = (1.05 + 1.1) / 6
+    special = [[-1.1 + size * 0.5, 1.05 - size * 0.5], [-1.1, 1.05], [-1.7, 1.4], [2.5, -3.0]]
+    coords = torch.cat([torch.rand(200, 2) * 3.2 - 1.6, torch.tensor(special)])
+    (rgb,) = session.run(["rgb"], {"coords": coords.numpy()})
+    expected = torch_image_inr(coords[None], inr_file.batched(), inr_file.inr)[0].clamp(0, 1)
+    assert np.abs(rgb - expected.numpy()).max() < 1e-5
+    flat = [*inr_file.weights[:-1], torch.zeros_like(inr_file.weights[-1])]
+    without = torch_image_inr(coords[None], [w[None] for w in flat], inr_file.inr)[0].clamp(0, 1)
+    assert (expected - without).abs().mean() > 0.05  # the grid matters to the picture
 
 
 def test_onnx_nerf_matches_the_inr_and_render_view():
