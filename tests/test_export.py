@@ -9,6 +9,7 @@ from a fixed seed: tiny, so that the whole file runs in well under a minute on o
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import math
@@ -33,7 +34,7 @@ from models.core.rendering import coordinate_grid, render_image, render_quantize
 from models.io.inr_file import InrFile, save_inr
 from models.io.inr_header import ImageHeader, NerfHeader
 from models.tasks.export_mesh import extract_mesh, obj_bytes, ply_bytes, read_ply, signed_volume
-from models.tasks.export_viewer import viewer_template
+from models.tasks.export_viewer import viewer_data, viewer_template
 from transinr_cli.app import app
 
 SPHERE_RADIUS, SPHERE_SHARPNESS = 1.0, 1000.0
@@ -362,6 +363,31 @@ def test_html_of_a_1024_px_image_inr_is_under_2_mb(tmp_path):
         sizes[dtype] = target.stat().st_size
     assert sizes["float32"] < 2_000_000
     assert sizes["float16"] < 0.6 * sizes["float32"]
+
+
+def texture_texels(data: dict) -> np.ndarray:
+    """The page's weight texture as texels (T, 4) float32, decoded from its base64."""
+    dtype = np.float16 if data["texture"]["dtype"] == "float16" else np.float32
+    raw = np.frombuffer(base64.b64decode(data["weights"]), dtype=np.dtype(dtype).newbyteorder("<"))
+    return raw.astype(np.float32).reshape(-1, 4)
+
+
+def test_html_texture_holds_the_shift_grid_where_the_layout_says():
+    inr_file = spatial_inr()
+    grid = inr_file.weights[-1].numpy()  # (cells, width), row-major cells
+    assert viewer_data(image_inr(), "plain")["shift_grid"] is None
+    for dtype, tolerance in (("float32", 0.0), ("float16", 1e-3)):
+        data = viewer_data(inr_file, "spatial", dtype)
+        layout, texels = data["shift_grid"], texture_texels(data)
+        assert (layout["cells"], layout["low"], layout["high"]) == (6, -1.1, 1.05)
+        assert layout["texels_per_cell"] == 32 // 4
+        start, count = layout["offset"], 36 * layout["texels_per_cell"]
+        stored = texels[start : start + count].reshape(36, 32)
+        np.testing.assert_allclose(stored, grid, rtol=tolerance, atol=0)
+        assert not texels[start + count :].any()  # after the grid: only the texture's padding
+        last_bias = texels[start - 1]  # the last layer's biases (3 outputs, one texel) before it
+        np.testing.assert_allclose(last_bias[:3], inr_file.weights[-2][-1].numpy(), rtol=tolerance)
+        assert "corner" in data["shader"] and str(start) in data["shader"]
 
 
 def test_export_help_does_not_import_torch():
