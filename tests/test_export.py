@@ -462,6 +462,25 @@ def test_browser_image_viewer_matches_render(tmp_path, browser, image_file):
         assert psnr(shot, png(reference)) >= 30, (width, psnr(shot, png(reference)))
 
 
+def test_browser_spatial_image_viewer_matches_render(tmp_path, browser):
+    inr_file = spatial_inr()
+    path, page = tmp_path / "spatial.inr", tmp_path / "spatial.html"
+    save_inr(inr_file, path)
+    assert run_cli("export", path, "-o", page, "--quiet").exit_code == 0
+    box = "-0.75,-1,0.75,1"  # the content box; x beyond the outermost cell centres (clamped)
+    for width, height in ((64, 48), (40, 30)):  # native, and anti-aliased below it
+        shot = screenshot(browser, page, f"box={box}&ui=0", (width, height), tmp_path)
+        reference = tmp_path / f"render-{width}.png"
+        result = run_cli("render", path, "--width", width, "--height", height, "-o", reference,
+                         "--quiet")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert psnr(shot, png(reference)) >= 30, (width, psnr(shot, png(reference)))
+    flat = [*inr_file.batched()[:-1], torch.zeros_like(inr_file.batched()[-1])]
+    box_numbers = inr_file.header.content_box
+    without = render_quantized(flat, inr_file.inr, height, width, box_numbers)
+    assert psnr(shot, without) < psnr(shot, png(reference)) - 10  # the page draws the grid
+
+
 def test_browser_image_viewer_zoomed_in_drops_frequencies_above_nyquist(tmp_path, browser):
     inr_file = image_inr()
     path, page = tmp_path / "zoom.inr", tmp_path / "zoom.html"

@@ -79,11 +79,6 @@ def check_suffix(fmt: str, path: Path) -> None:
 
 def check_export(inr_file: InrFile, fmt: str, options: ExportOptions) -> None:
     """Refuse, before any work, what this file cannot be exported as with these options."""
-    if inr_file.inr.shift_grid and fmt == "html":
-        raise TransInrError(
-            "--format html cannot hold a spatial INR's shift grid yet; "
-            "use `transinr render` to get its pixels"
-        )
     if fmt in ("ply", "obj"):
         from models.tasks.export_mesh import check_mesh_options
 
