@@ -9,6 +9,8 @@ from a fixed seed: tiny, so that the whole file runs in well under a minute on o
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import math
 import os
@@ -26,12 +28,13 @@ from typer.testing import CliRunner
 
 from models.core.antialias import render_gains
 from models.core.config import INRConfig
+from models.core.inr import image_inr as torch_image_inr
 from models.core.inr import init_weights, nerf_inr
 from models.core.rendering import coordinate_grid, render_image, render_quantized
 from models.io.inr_file import InrFile, save_inr
 from models.io.inr_header import ImageHeader, NerfHeader
 from models.tasks.export_mesh import extract_mesh, obj_bytes, ply_bytes, read_ply, signed_volume
-from models.tasks.export_viewer import viewer_template
+from models.tasks.export_viewer import viewer_data, viewer_template
 from transinr_cli.app import app
 
 SPHERE_RADIUS, SPHERE_SHARPNESS = 1.0, 1000.0
@@ -55,6 +58,16 @@ def image_inr(greyscale: bool = False, activation: str = "relu") -> InrFile:
         greyscale=greyscale, source_image="photo.png",
     )  # fmt: skip
     return InrFile(weights, config, "image", header)
+
+
+def spatial_inr() -> InrFile:
+    """`image_inr`'s picture with a random 6 x 6 shift grid over (-1.1, 1.05) (not symmetric, so
+    a wrong normalisation shows): a spatial INR as `--method spatial` writes them."""
+    inr_file = image_inr()
+    torch.manual_seed(1)
+    config = dataclasses.replace(inr_file.inr, shift_grid=6, shift_low=-1.1, shift_high=1.05)
+    grid = torch.randn(config.shift_grid**2, config.width) * 2.0  # (cells, width)
+    return InrFile([*inr_file.weights, grid], config, "image", inr_file.header)
 
 
 def sphere_inr(radius: float = SPHERE_RADIUS, sharpness: float = SPHERE_SHARPNESS) -> InrFile:
@@ -149,6 +162,30 @@ def test_onnx_greyscale_and_sine_inrs():
             expected = expected.mean(dim=1, keepdim=True).expand(-1, 3)
         (rgb,) = session.run(["rgb"], {"coords": coords.numpy()})
         assert np.abs(rgb - expected.numpy()).max() < 1e-4
+
+
+def test_onnx_spatial_inr_matches_render_on_and_off_the_pixel_grid():
+    inr_file = spatial_inr()
+    session = onnx_session(inr_file)
+    box, (width, height) = inr_file.header.content_box, (40, 30)  # anti-aliased below native
+    gains = render_gains(inr_file.inr, 64, height, width, box)
+    expected = render_image(inr_file.batched(), inr_file.inr, height, width, box, gains=gains)
+    assert gains is not None
+    feeds = {"coords": coordinate_grid(height, width, box).numpy(),
+             "gains": torch.stack(gains).numpy()}  # fmt: skip
+    (rgb,) = session.run(["rgb"], feeds)
+    assert np.abs(rgb - expected[0].permute(1, 2, 0).reshape(-1, 3).numpy()).max() < 1e-5
+    # Anywhere: off the pixel grid, on cell centres and edges, beyond the grid (clamped).
+    torch.manual_seed(2)
+    size = (1.05 + 1.1) / 6
+    special = [[-1.1 + size * 0.5, 1.05 - size * 0.5], [-1.1, 1.05], [-1.7, 1.4], [2.5, -3.0]]
+    coords = torch.cat([torch.rand(200, 2) * 3.2 - 1.6, torch.tensor(special)])
+    (rgb,) = session.run(["rgb"], {"coords": coords.numpy()})
+    expected = torch_image_inr(coords[None], inr_file.batched(), inr_file.inr)[0].clamp(0, 1)
+    assert np.abs(rgb - expected.numpy()).max() < 1e-5
+    flat = [*inr_file.weights[:-1], torch.zeros_like(inr_file.weights[-1])]
+    without = torch_image_inr(coords[None], [w[None] for w in flat], inr_file.inr)[0].clamp(0, 1)
+    assert (expected - without).abs().mean() > 0.05  # the grid matters to the picture
 
 
 def test_onnx_nerf_matches_the_inr_and_render_view():
@@ -328,6 +365,31 @@ def test_html_of_a_1024_px_image_inr_is_under_2_mb(tmp_path):
     assert sizes["float16"] < 0.6 * sizes["float32"]
 
 
+def texture_texels(data: dict) -> np.ndarray:
+    """The page's weight texture as texels (T, 4) float32, decoded from its base64."""
+    dtype = np.float16 if data["texture"]["dtype"] == "float16" else np.float32
+    raw = np.frombuffer(base64.b64decode(data["weights"]), dtype=np.dtype(dtype).newbyteorder("<"))
+    return raw.astype(np.float32).reshape(-1, 4)
+
+
+def test_html_texture_holds_the_shift_grid_where_the_layout_says():
+    inr_file = spatial_inr()
+    grid = inr_file.weights[-1].numpy()  # (cells, width), row-major cells
+    assert viewer_data(image_inr(), "plain")["shift_grid"] is None
+    for dtype, tolerance in (("float32", 0.0), ("float16", 1e-3)):
+        data = viewer_data(inr_file, "spatial", dtype)
+        layout, texels = data["shift_grid"], texture_texels(data)
+        assert (layout["cells"], layout["low"], layout["high"]) == (6, -1.1, 1.05)
+        assert layout["texels_per_cell"] == 32 // 4
+        start, count = layout["offset"], 36 * layout["texels_per_cell"]
+        stored = texels[start : start + count].reshape(36, 32)
+        np.testing.assert_allclose(stored, grid, rtol=tolerance, atol=0)
+        assert not texels[start + count :].any()  # after the grid: only the texture's padding
+        last_bias = texels[start - 1]  # the last layer's biases (3 outputs, one texel) before it
+        np.testing.assert_allclose(last_bias[:3], inr_file.weights[-2][-1].numpy(), rtol=tolerance)
+        assert "corner" in data["shader"] and str(start) in data["shader"]
+
+
 def test_export_help_does_not_import_torch():
     probe = (
         "import sys\nfrom typer.testing import CliRunner\nfrom transinr_cli.app import app\n"
@@ -398,6 +460,25 @@ def test_browser_image_viewer_matches_render(tmp_path, browser, image_file):
                          reference, "--quiet")  # fmt: skip
         assert result.exit_code == 0, result.output
         assert psnr(shot, png(reference)) >= 30, (width, psnr(shot, png(reference)))
+
+
+def test_browser_spatial_image_viewer_matches_render(tmp_path, browser):
+    inr_file = spatial_inr()
+    path, page = tmp_path / "spatial.inr", tmp_path / "spatial.html"
+    save_inr(inr_file, path)
+    assert run_cli("export", path, "-o", page, "--quiet").exit_code == 0
+    box = "-0.75,-1,0.75,1"  # the content box; x beyond the outermost cell centres (clamped)
+    for width, height in ((64, 48), (40, 30)):  # native, and anti-aliased below it
+        shot = screenshot(browser, page, f"box={box}&ui=0", (width, height), tmp_path)
+        reference = tmp_path / f"render-{width}.png"
+        result = run_cli("render", path, "--width", width, "--height", height, "-o", reference,
+                         "--quiet")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert psnr(shot, png(reference)) >= 30, (width, psnr(shot, png(reference)))
+    flat = [*inr_file.batched()[:-1], torch.zeros_like(inr_file.batched()[-1])]
+    box_numbers = inr_file.header.content_box
+    without = render_quantized(flat, inr_file.inr, height, width, box_numbers)
+    assert psnr(shot, without) < psnr(shot, png(reference)) - 10  # the page draws the grid
 
 
 def test_browser_image_viewer_zoomed_in_drops_frequencies_above_nyquist(tmp_path, browser):

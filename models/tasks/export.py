@@ -7,8 +7,9 @@
   and an optional `gains` (2, fourier_count), the per-frequency feature gains of rows and
   columns (default all 1: the raw function; models/core/antialias.py's render_gains gives the ones
   `render` uses for a size); output `rgb` (N, 3) clamped to [0, 1] (grey for a greyscale
-  picture). NeRF INRs: input `points` (N, 3), world coordinates; outputs `colour` (N, 3) in
-  [0, 1] and `density` (N,), before any ray marching.
+  picture); a spatial INR's shift grid is a constant sampled by GridSample (bilinear, border,
+  align_corners 0) as `render` samples it. NeRF INRs: input `points` (N, 3), world
+  coordinates; outputs `colour` (N, 3) in [0, 1] and `density` (N,), before any ray marching.
 - ply / obj: NeRF INRs only, a mesh by marching cubes (models/tasks/export_mesh.py).
 
 Nothing is printed; every problem is a one-line TransInrError.
@@ -78,11 +79,6 @@ def check_suffix(fmt: str, path: Path) -> None:
 
 def check_export(inr_file: InrFile, fmt: str, options: ExportOptions) -> None:
     """Refuse, before any work, what this file cannot be exported as with these options."""
-    if inr_file.inr.shift_grid and fmt in ("html", "onnx"):
-        raise TransInrError(
-            f"--format {fmt} cannot hold a spatial INR's shift grid yet; "
-            "use `transinr render` to get its pixels"
-        )
     if fmt in ("ply", "obj"):
         from models.tasks.export_mesh import check_mesh_options
 
@@ -165,25 +161,67 @@ def features_node(graph: GraphBuilder, inr_file: InrFile, coords: str, gains: st
     return graph.op("Concat", *flat, axis=1)
 
 
-def mlp_nodes(graph: GraphBuilder, inr_file: InrFile, hidden: str) -> str:
-    """The linear layers, the activation between them, out_bias folded into the last bias."""
+def mlp_layers(inr_file: InrFile) -> list[np.ndarray]:
+    """The MLP's weight-and-bias matrices (in + 1, out) as float32 arrays, without the shift grid
+    of a spatial INR (its last tensor)."""
+    count = len(inr_file.weights) - (1 if inr_file.inr.shift_grid else 0)
+    return [weight.detach().float().cpu().numpy() for weight in inr_file.weights[:count]]
+
+
+def mlp_nodes(
+    graph: GraphBuilder, inr_file: InrFile, hidden: str, first_shift: str | None = None
+) -> str:
+    """The linear layers, the activation between them, out_bias folded into the last bias;
+    `first_shift` (N, width), if given, is added to the first layer's output before its
+    activation (a spatial INR's sampled shift grid)."""
     config = inr_file.inr
-    last = len(inr_file.weights) - 1
+    layers = mlp_layers(inr_file)
+    last = len(layers) - 1
     if config.activation == "sine":
         omega = graph.constant("sine_omega", np.array(SINE_OMEGA, dtype=np.float32))
-    for index, weight in enumerate(inr_file.weights):
-        matrix = weight.detach().float().cpu().numpy()
+    for index, matrix in enumerate(layers):
         bias = matrix[-1] + (config.out_bias if index == last else 0.0)
         hidden = graph.op(
             "Add",
             graph.op("MatMul", hidden, graph.constant(f"layer{index}.weight", matrix[:-1])),
             graph.constant(f"layer{index}.bias", bias),
         )
+        if index == 0 and first_shift is not None:
+            hidden = graph.op("Add", hidden, first_shift)
         if index < last and config.activation == "sine":
             hidden = graph.op("Sin", graph.op("Mul", hidden, omega))
         elif index < last:
             hidden = graph.op("Relu", hidden)
     return hidden
+
+
+def shift_grid_nodes(graph: GraphBuilder, inr_file: InrFile, coords: str) -> str:
+    """A spatial INR's shift grid sampled at `coords` (N, 2) -> (N, width), as
+    models/core/inr.py's sample_shift_grid: GridSample, bilinear, border padding,
+    align_corners 0, on (x, y) normalised to (-1, 1) over (shift_low, shift_high)."""
+    config = inr_file.inr
+    cells, width = config.shift_grid, config.width
+    grid = inr_file.weights[-1].detach().float().cpu().numpy()  # (cells * cells, width)
+    image = grid.T.reshape(1, width, cells, cells)  # (1, width, y, x)
+    scale = 2.0 / (config.shift_high - config.shift_low)
+    swap = np.array([[0.0, scale], [scale, 0.0]], dtype=np.float32)  # (y, x) -> (x, y) * scale
+    offset = np.full(2, -config.shift_low * scale - 1.0, dtype=np.float32)
+    normalised = graph.op(
+        "Add",
+        graph.op("MatMul", coords, graph.constant("shift_grid.swap", swap)),
+        graph.constant("shift_grid.offset", offset),
+    )  # (N, 2): (x, y) in (-1, 1) over the grid
+    points_shape = graph.constant("shift_grid.points_shape", np.array([1, 1, -1, 2], np.int64))
+    sampled = graph.op(
+        "GridSample",
+        graph.constant("shift_grid", image),
+        graph.op("Reshape", normalised, points_shape),  # (1, 1, N, 2)
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=0,
+    )  # (1, width, 1, N)
+    rows_shape = graph.constant("shift_grid.rows_shape", np.array([width, -1], np.int64))
+    return graph.op("Transpose", graph.op("Reshape", sampled, rows_shape), perm=[1, 0])
 
 
 def image_graph(graph: GraphBuilder, inr_file: InrFile) -> tuple[list, list]:
@@ -195,7 +233,9 @@ def image_graph(graph: GraphBuilder, inr_file: InrFile) -> tuple[list, list]:
     if count:
         gains = graph.constant("gains", np.ones((2, count), dtype=np.float32))
         inputs.append(helper.make_tensor_value_info("gains", onnx_float, [2, count]))
-    output = mlp_nodes(graph, inr_file, features_node(graph, inr_file, "coords", gains))
+    shift = shift_grid_nodes(graph, inr_file, "coords") if inr_file.inr.shift_grid else None
+    features = features_node(graph, inr_file, "coords", gains)
+    output = mlp_nodes(graph, inr_file, features, shift)
     low = graph.constant("zero", np.array(0.0, dtype=np.float32))
     high = graph.constant("one", np.array(1.0, dtype=np.float32))
     if inr_file.header.greyscale:

@@ -13,7 +13,11 @@ Texture layout, four weights a texel: layer l's matrix is stored output by outpu
 j as `in4` texels holding inputs 4 ib .. 4 ib + 3 (zero-padded), then its biases, four outputs
 a texel. The first layer's inputs are reordered to the shader's feature blocks: for each group
 of four frequencies kb, [cos(c0 w), cos(c1 w), .., sin(c0 w), sin(c1 w), ..] with w the four
-frequencies, so the shader computes four features with one vec4 operation.
+frequencies, so the shader computes four features with one vec4 operation. A spatial INR's
+shift grid follows the last layer: cell (r, c) (r the row, y) as out4 texels of its first-layer
+shifts, at grid offset + (r * cells + c) * out4; the shader adds its bilinear sample (the four
+nearest cell centres, coordinates clamped to the outermost ones: grid_sample's border rule
+with align_corners=False) to the first layer's output before the activation.
 
 Every string taken from the file reaches the page only inside the JSON object, with `<`, `>`
 and `&` written as \\u escapes: nothing in a header can close the script element.
@@ -47,6 +51,25 @@ class LayerLayout:
     biases: int  # first texel of the biases, four outputs a texel
     in4: int  # input blocks of four
     out4: int  # output blocks of four
+
+
+@dataclass
+class GridLayout:
+    """Where a spatial INR's shift grid lives in the weight texture, and what it spans."""
+
+    offset: int  # first texel: cell (r, c)'s shift block jb at offset + (r * cells + c) * out4 + jb
+    out4: int  # texels a cell (the first layer's output blocks)
+    cells: int  # cells per side
+    low: float  # coordinate of the grid's first edge (both axes)
+    high: float  # coordinate of its last edge
+
+
+@dataclass
+class TextureLayout:
+    """Where everything lives in the weight texture."""
+
+    layers: list[LayerLayout]
+    shift_grid: GridLayout | None  # None: a plain INR
 
 
 def ceil4(count: int) -> int:
@@ -84,14 +107,24 @@ def layer_texels(matrix: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.n
     return weights, biases.reshape(out4, 4), in4, out4
 
 
-def pack_weights(inr_file: InrFile) -> tuple[np.ndarray, list[LayerLayout]]:
-    """All layers as texels (T, 4) float32 and each layer's layout."""
+def grid_texels(grid: np.ndarray) -> np.ndarray:
+    """A shift grid (cells, width) -> texels (cells * out4, 4): each cell's shifts, zero-padded
+    to whole texels."""
+    cells, width = grid.shape
+    padded = np.zeros((cells, ceil4(width) * 4), dtype=np.float32)
+    padded[:, :width] = grid
+    return padded.reshape(-1, 4)
+
+
+def pack_weights(inr_file: InrFile) -> tuple[np.ndarray, TextureLayout]:
+    """All layers, then the shift grid if any, as texels (T, 4) float32, and where each is."""
     config = inr_file.inr
+    tensors = [weight.detach().float().cpu().numpy() for weight in inr_file.weights]
+    matrices = tensors[:-1] if config.shift_grid else tensors
     chunks: list[np.ndarray] = []
     layouts: list[LayerLayout] = []
     offset = 0
-    for index, weight in enumerate(inr_file.weights):
-        matrix = weight.detach().float().cpu().numpy()
+    for index, matrix in enumerate(matrices):
         fan_in = matrix.shape[0] - 1
         rows = first_layer_rows(config) if index == 0 else np.arange(ceil4(fan_in) * 4)
         rows = np.where(rows < fan_in, rows, -1)
@@ -104,7 +137,12 @@ def pack_weights(inr_file: InrFile) -> tuple[np.ndarray, list[LayerLayout]]:
         layouts.append(LayerLayout(offset, offset + len(texels), in4, out4))
         chunks += [texels, biases]
         offset += len(texels) + len(biases)
-    return np.concatenate(chunks), layouts
+    grid = None
+    if config.shift_grid:
+        chunks.append(grid_texels(tensors[-1]))
+        grid = GridLayout(offset, layouts[0].out4, config.shift_grid, config.shift_low,
+                          config.shift_high)  # fmt: skip
+    return np.concatenate(chunks), TextureLayout(layouts, grid)
 
 
 def texture_shape(texel_count: int) -> tuple[int, int]:
@@ -169,10 +207,37 @@ def feature_code(config: INRConfig, gains: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def layer_code(layout: LayerLayout, source: str, target: str, last: bool) -> str:
-    """GLSL of one linear layer from array `source` into `target` (activation unless last)."""
+def shift_grid_code(grid: GridLayout) -> str:
+    """GLSL that finds, for `coords` (y, x), the first texels of the four cells around it
+    (`corner`) and their bilinear weights (`share`): grid_sample's rule with border padding and
+    align_corners=False, coordinates in cell-centre units clamped to the outermost centres."""
+    low, scale = glsl_float(grid.low), glsl_float(grid.cells / (grid.high - grid.low))
+    last = glsl_float(grid.cells - 1)
+    return f"""    // shift grid: the four cell centres around coords, clamped to the border cells
+    vec2 cell = clamp((coords - ({low})) * {scale} - 0.5, 0.0, {last});  // cell-centre units
+    vec2 below = floor(cell);
+    vec2 f = cell - below;  // (y, x) fractions
+    ivec2 c0 = ivec2(below);
+    ivec2 c1 = min(c0 + 1, {grid.cells - 1});
+    ivec4 corner = {grid.offset} + {grid.out4} * ivec4(c0.x * {grid.cells} + c0.y,
+        c0.x * {grid.cells} + c1.y, c1.x * {grid.cells} + c0.y, c1.x * {grid.cells} + c1.y);
+    vec4 share = vec4((1.0 - f.x) * (1.0 - f.y), (1.0 - f.x) * f.y, f.x * (1.0 - f.y), f.x * f.y);
+"""
+
+
+SHIFT_LINE = """        acc += share.x * weight(corner.x + jb) + share.y * weight(corner.y + jb)
+             + share.z * weight(corner.z + jb) + share.w * weight(corner.w + jb);
+"""
+
+
+def layer_code(
+    layout: LayerLayout, source: str, target: str, last: bool, shifted: bool = False
+) -> str:
+    """GLSL of one linear layer from array `source` into `target` (activation unless last);
+    `shifted`: plus the shift grid's sample (`corner`, `share`) before the activation."""
     in4, w = layout.in4, layout.weights
     result = "acc" if last else "act(acc)"
+    shift = SHIFT_LINE if shifted else ""
     return f"""    for (int jb = 0; jb < {layout.out4}; jb++) {{
         vec4 acc = weight({layout.biases} + jb);
         int row = {w} + jb * {4 * in4};
@@ -181,21 +246,25 @@ def layer_code(layout: LayerLayout, source: str, target: str, last: bool) -> str
             acc += vec4(dot(x, weight(row + ib)), dot(x, weight(row + {in4} + ib)),
                         dot(x, weight(row + {2 * in4} + ib)), dot(x, weight(row + {3 * in4} + ib)));
         }}
-        {target}[jb] = {result};
+{shift}        {target}[jb] = {result};
     }}
 """
 
 
-def inr_function(config: INRConfig, layouts: list[LayerLayout], gains: bool) -> str:
+def inr_function(config: INRConfig, layout: TextureLayout, gains: bool) -> str:
     """GLSL `vec4 inr(coords)`: the first four outputs of the INR (before out_bias)."""
     coord_type = "vec2" if config.coord_dim == 2 else "vec3"
-    size = max(max(layout.in4, layout.out4) for layout in layouts)
+    layers, grid = layout.layers, layout.shift_grid
+    size = max(max(layer.in4, layer.out4) for layer in layers)
     code = [f"vec4 inr({coord_type} coords) {{", f"    vec4 h0[{size}];", f"    vec4 h1[{size}];"]
     code.append(feature_code(config, gains))
-    for index, layout in enumerate(layouts):
-        source, target, last = f"h{index % 2}", f"h{(index + 1) % 2}", index == len(layouts) - 1
-        code.append(f"    // layer {index}\n" + layer_code(layout, source, target, last))
-    code.append(f"    return h{len(layouts) % 2}[0];\n}}\n")
+    if grid is not None:
+        code.append(shift_grid_code(grid))
+    for index, layer in enumerate(layers):
+        source, target, last = f"h{index % 2}", f"h{(index + 1) % 2}", index == len(layers) - 1
+        shifted = index == 0 and grid is not None
+        code.append(f"    // layer {index}\n" + layer_code(layer, source, target, last, shifted))
+    code.append(f"    return h{len(layers) % 2}[0];\n}}\n")
     return "\n".join(code)
 
 
@@ -256,12 +325,12 @@ def glsl_float(value: float) -> str:
     return text if any(c in text for c in ".e") else text + ".0"
 
 
-def fragment_shader(inr_file: InrFile, layouts: list[LayerLayout], texture_width: int) -> str:
+def fragment_shader(inr_file: InrFile, layout: TextureLayout, texture_width: int) -> str:
     """The whole fragment shader for this INR: texture constants, the INR, the task's main."""
     config = inr_file.inr
     head = GLSL_HEAD.replace("TEXTURE_MASK", str(texture_width - 1))
     head = head.replace("TEXTURE_SHIFT", str(texture_width.bit_length() - 1))
-    body = ACTIVATIONS[config.activation] + inr_function(config, layouts, inr_file.task == "image")
+    body = ACTIVATIONS[config.activation] + inr_function(config, layout, inr_file.task == "image")
     bias = glsl_float(config.out_bias)
     if inr_file.task == "image":
         grey = "rgb = vec3(dot(rgb, vec3(1.0 / 3.0)));" if inr_file.header.greyscale else ""
@@ -303,7 +372,7 @@ def viewer_data(inr_file: InrFile, name: str, dtype: str | None = None) -> dict:
     dtype = dtype or file_dtype(inr_file)
     if dtype not in EMBED_DTYPES:
         raise TransInrError(f"unknown --dtype '{dtype}'; choose float32 or float16")
-    texels, layouts = pack_weights(inr_file)
+    texels, layout = pack_weights(inr_file)
     width, rows = texture_shape(len(texels))
     padded = np.zeros((width * rows, 4), dtype=np.float32)
     padded[: len(texels)] = texels
@@ -317,10 +386,19 @@ def viewer_data(inr_file: InrFile, name: str, dtype: str | None = None) -> dict:
         "texture": {"width": width, "rows": rows, "dtype": dtype},
         "weights": base64_array(padded.astype(np.float16 if dtype == "float16" else np.float32)),
         "frequencies": [float(f) for f in frequencies.astype(np.float32)],
-        "shader": fragment_shader(inr_file, layouts, width),
+        "shader": fragment_shader(inr_file, layout, width),
+        "shift_grid": grid_fields(layout.shift_grid),
         "header": header_fields(inr_file),
         "parameters": inr_file.parameter_count(),
     }
+
+
+def grid_fields(grid: GridLayout | None) -> dict | None:
+    """Where the shift grid is in the weight texture and what it spans (None: no grid)."""
+    if grid is None:
+        return None
+    return {"offset": grid.offset, "texels_per_cell": grid.out4, "cells": grid.cells,
+            "low": grid.low, "high": grid.high}  # fmt: skip
 
 
 def header_fields(inr_file: InrFile) -> dict:
