@@ -705,15 +705,20 @@ def test_refine_warns_about_another_image(tmp_path, inr_path, image_folder):
     assert "20x50" in stderr_of(result) and "encoded from a 40x36" in stderr_of(result)
 
 
-def test_ipc_trains_encodes_renders_and_refines_like_trans_inr(tmp_path, image_folder):
-    run = tmp_path / "ipc"
+def train_two_steps(run: Path, image_folder: Path, method: str) -> Path:
+    """Two training steps of the `tiny` preset with `method` through the CLI; the run folder."""
     summary = json_of(
         invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
-               "--method", "ipc", "--steps", 2, "--batch-size", 8, "--workers", 0,
+               "--method", method, "--steps", 2, "--batch-size", 8, "--workers", 0,
                "--val-images", 8, "--device", "cpu", "--out", run, "--quiet", "--json")
     )  # fmt: skip
     assert summary["steps"] == 2
-    assert load_checkpoint(run / "last.safetensors").config.method == "ipc"
+    assert load_checkpoint(run / "last.safetensors").config.method == method
+    return run
+
+
+def test_ipc_trains_encodes_renders_and_refines_like_trans_inr(tmp_path, image_folder):
+    run = train_two_steps(tmp_path / "ipc", image_folder, "ipc")
     image = image_folder / "img00.png"
     json_of(invoke("encode", image, "--model", run, "-o", tmp_path / "a.inr", "--json",
                    "--refine-steps", 2))  # fmt: skip
@@ -725,14 +730,7 @@ def test_ipc_trains_encodes_renders_and_refines_like_trans_inr(tmp_path, image_f
 def test_spatial_trains_encodes_renders_refines_exports_and_refuses_attention(
     tmp_path, image_folder
 ):
-    run = tmp_path / "spatial"
-    summary = json_of(
-        invoke("train", "--dataset", "folder", "--data", image_folder, "--preset", "tiny",
-               "--method", "spatial", "--steps", 2, "--batch-size", 8, "--workers", 0,
-               "--val-images", 8, "--device", "cpu", "--out", run, "--quiet", "--json")
-    )  # fmt: skip
-    assert summary["steps"] == 2
-    assert load_checkpoint(run / "last.safetensors").config.method == "spatial"
+    run = train_two_steps(tmp_path / "spatial", image_folder, "spatial")
     image = image_folder / "img00.png"
     encoded = json_of(invoke("encode", image, "--model", run, "-o", tmp_path / "a.inr", "--json",
                              "--refine-steps", 2))  # fmt: skip
