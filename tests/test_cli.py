@@ -634,6 +634,7 @@ def test_train_upscale_and_fine_tune_bad_options(tmp_path, run_dir, image_folder
         "--task image",
     )
     assert_fails(invoke("train", *common, "--flat-weight", 0), "--flat-weight 0", "above 0")
+    assert_fails(invoke("train", *common, "--clip-grad", "nan"), "--clip-grad nan", "above 0")
     assert_fails(
         invoke("train", "--resume", "--out", run_dir, "--input-size", 16, "--dataset", "folder",
                "--data", image_folder, "--quiet"),

@@ -10,7 +10,7 @@ import torch
 from support import tiny_train_config
 
 from models.core.inr import init_weights
-from models.core.metalearner import TransInr
+from models.core.metalearner import TransInr, build_meta_learner
 from models.core.presets import preset_config
 from models.data.image_data import ImageDataset
 from models.errors import TransInrError
@@ -275,3 +275,23 @@ def test_diverging_training_raises_a_user_error(tmp_path, image_folder):
             tmp_path / "run", preset_config("tiny"), tiny_train_config(lr=math.inf, steps=3),
             train_set, val_set, torch.device("cpu"),
         )  # fmt: skip
+
+
+def test_clip_grad_bounds_the_gradient_before_adam(tmp_path, image_folder):
+    """Adam's step is about lr whatever the gradient's scale, unless the gradient is far below
+    its eps: clipping the global norm to 1e-12 leaves the weights almost where they started,
+    while an unclipped step moves them by about the lr."""
+    from support import train_tiny
+
+    from models.io.checkpoint import load_checkpoint
+
+    def moved(run: str, **overrides) -> float:
+        path = train_tiny(tmp_path / run, image_folder, steps=1, lr=1e-3, warmup_steps=0,
+                          seed=3, **overrides)  # fmt: skip
+        state = load_checkpoint(path / "last.safetensors").model_state
+        torch.manual_seed(3)
+        start = build_meta_learner(preset_config("tiny")).state_dict()
+        return max((state[k] - start[k]).abs().max().item() for k in start)
+
+    free, clipped = moved("free"), moved("clipped", clip_grad=1e-12)
+    assert free > 5e-4 and clipped < 1e-5, (free, clipped)

@@ -123,6 +123,12 @@ FlatWeightOption = Annotated[
         "weight 1 leaves a faint face on plain inputs). Default: the preset's recipe.",
     ),
 ]
+ClipGradOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Clip the gradients' global L2 norm to this before each step (default: off)."
+    ),
+]
 InitFromOption = Annotated[
     Path | None,
     typer.Option(help="Start from this checkpoint's model weights (same preset): fine-tune."),
@@ -392,15 +398,16 @@ def run_settings(
     dataset: Dataset, method: Method, seed: int, model_options: dict, recipe_options: dict,
 ) -> tuple:  # fmt: skip
     """The checkpoint (None for a new run), model config and train config: with --resume the
-    run in --out continued (only its length and lr may change), else a new run of --preset
-    (default: the paper's for the task) with the given options."""
+    run in --out continued (only its length, lr and --clip-grad may change), else a new run of
+    --preset (default: the paper's for the task) with the given options."""
     from models.tasks import train_setup
 
     if resume:
         if out is None:
             raise typer.BadParameter("--resume needs --out RUN_DIR, the run to continue")
         fixed = [*model_options.values(), *(recipe_options[key] for key in FIXED_RECIPE_OPTIONS)]
-        lengths = {key: recipe_options[key] for key in ("steps", "epochs", "lr", "budget_minutes")}
+        changeable = ("steps", "epochs", "lr", "budget_minutes", "clip_grad")
+        lengths = {key: recipe_options[key] for key in changeable}
         return train_setup.resumed_run(
             out, preset, lengths, method != Method.trans_inr or any(fixed)
         )
@@ -489,6 +496,7 @@ def train(
     input_size: InputSizeOption = None,
     flat_images: FlatImagesOption = None,
     flat_weight: FlatWeightOption = None,
+    clip_grad: ClipGradOption = None,
     init_from: InitFromOption = None,
     support_views: SupportViewsOption = None,
     augment: AugmentOption = None,
@@ -516,6 +524,7 @@ def train(
     """Train a Trans-INR meta-learner on an image data set or on posed views of objects."""
     check_numbers(epochs, minutes, lr, inner_lr, flat_images, checkpoint_minutes, flat_weight)
     check_number("--foreground-epochs", foreground_epochs, 0, 1e9, "1")
+    check_number("--clip-grad", clip_grad, 0, 1e9, "1.0", above=True)
     model_options = {"groups": groups, "inner_steps": inner_steps, "inner_lr": inner_lr,
                      "first_order": first_order or None}  # fmt: skip
     recipe_options = {
@@ -526,6 +535,7 @@ def train(
         "coordinates": coordinates.value if coordinates else None,
         "input_size": input_size, "flat_images": flat_images, "flat_weight": flat_weight,
         "init_from": str(init_from) if init_from else None, "augment": augment,
+        "clip_grad": clip_grad,
     }  # fmt: skip
     checkpoint, config, train_config = run_settings(
         resume, out, preset, task, category, dataset, method, seed, model_options, recipe_options

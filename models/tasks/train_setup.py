@@ -30,7 +30,8 @@ def resumed_run(
     run_dir: Path, preset: str | None, lengths: dict, fixed_given: bool
 ) -> tuple[Checkpoint, ModelConfig, TrainConfig]:
     """The checkpoint, model and recipe of `run_dir`'s run, continued. `lengths` may change
-    steps, epochs, lr and budget_minutes (e.g. a lower lr after divergence): a new length in
+    steps, epochs, lr, budget_minutes and clip_grad (e.g. a lower lr or clipping after
+    divergence): a new length in
     steps replaces a time budget. Architecture and data choices cannot change."""
     last = run_dir / "last.safetensors"
     if not last.is_file():

@@ -65,6 +65,7 @@ class TrainConfig:
     rays_per_object: int = 128
     foreground_epochs: float = 1.0  # half of the rays on the object while epoch < this
     augment: str = ""  # images: 'flip'; NeRF: 'mirror', 'colours' or both (view_augment.py)
+    clip_grad: float = 0.0  # > 0: clip the gradients' global L2 norm to this before each step
 
 
 @dataclass
@@ -275,11 +276,12 @@ def write_checkpoint(
 
 def optimise_step(
     trained, objective, optimizer: torch.optim.Optimizer, batch, when: tuple[int, float, float],
-    precision: str, device: torch.device, ctx: Distributed, run_dir: Path,
+    precision: str, device: torch.device, ctx: Distributed, run_dir: Path, clip_grad: float = 0.0,
 ) -> torch.Tensor:  # fmt: skip
-    """One Adam step at `when` = (step, epoch, lr). Returns the step's global sums (one
-    collective): loss x items, PSNR, items, non-finite ranks; a non-finite loss on any rank
-    stops every rank with the same one-line error."""
+    """One Adam step at `when` = (step, epoch, lr), the gradients' global norm clipped to
+    `clip_grad` first if > 0. Returns the step's global sums (one collective): loss x items,
+    PSNR, items, non-finite ranks; a non-finite loss on any rank stops every rank with the same
+    one-line error."""
     step, epoch, lr = when
     for group in optimizer.param_groups:
         group["lr"] = lr
@@ -304,6 +306,8 @@ def optimise_step(
         )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if clip_grad > 0:
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), clip_grad)
     optimizer.step()
     return totals
 
@@ -430,7 +434,7 @@ def train(
         lr = learning_rate(train_config, step, steps, budget.seconds)
         totals = optimise_step(
             trained, objective, optimizer, batch, (step, epoch, lr), train_config.precision,
-            device, ctx, run_dir,
+            device, ctx, run_dir, train_config.clip_grad,
         )  # fmt: skip
         state["step"] = step + 1
         now = time.perf_counter()
