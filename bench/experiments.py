@@ -48,7 +48,7 @@ from models.errors import TransInrError  # noqa: E402
 
 CELEBA = ROOT.parent / "shared" / "data" / "celeba-89"
 ASTRONAUT = ROOT / "assets" / "examples" / "astronaut.jpg"
-BUNDLED_IMAGE_MODEL = ROOT / "assets" / "models" / "image-celeba89.safetensors"
+BUNDLED_IMAGE_MODEL = ROOT / "assets" / "models" / "image-celeba89-transinr.safetensors"
 T = TypeVar("T")
 
 

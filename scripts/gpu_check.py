@@ -364,12 +364,13 @@ def read_history(checkpoint: Path) -> list[dict]:
 
 
 def cpu_curves() -> dict:
-    """The CPU presets' validation curves this repository records: the bundled celeba89 model
-    (8000 steps) and the 8- and 20-minute celeba89 runs of bench/experiments.py."""
+    """The CPU presets' validation curves this repository records: the bundled Trans-INR
+    celeba89 model (image-celeba89-transinr) and the 8- and 20-minute celeba89 runs of
+    bench/experiments.py."""
     curves = {}
-    bundled = REPO / "assets" / "models" / "image-celeba89.safetensors"
+    bundled = REPO / "assets" / "models" / "image-celeba89-transinr.safetensors"
     if bundled.is_file():
-        curves["celeba89 bundled model, 89 px, 2 CPU cores"] = read_history(bundled)
+        curves["celeba89 bundled Trans-INR model, 89 px, 2 CPU cores"] = read_history(bundled)
     results = REPO / "experiments" / "results.json"
     plots = read_part(results).get("plot", {}) if results.is_file() else {}
     for name, label in (("t1-trans-inr", "8 minutes"), ("long-trans-inr", "20 minutes")):

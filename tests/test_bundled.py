@@ -13,6 +13,7 @@ from support import REPO_ROOT
 from test_cli import assert_fails, assert_ok, invoke, json_of, stderr_of
 
 from models.io.bundle import (
+    ATTENTION_MODEL,
     DEFAULT_MODELS,
     MAX_BUNDLED_BYTES,
     ModelCard,
@@ -32,7 +33,12 @@ def test_every_default_is_bundled():
         assert CARDS[name].task == task
 
 
-@pytest.mark.parametrize("name", sorted(DEFAULT_MODELS.values()))
+def test_the_attention_model_is_a_bundled_trans_inr_image_model():
+    assert ATTENTION_MODEL in CARDS and CARDS[ATTENTION_MODEL].task == "image"
+    assert load_checkpoint(CARDS[ATTENTION_MODEL].path).config.method == "trans-inr"
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
 def test_checkpoint_matches_its_card(name):
     card = CARDS[name]
     assert card.path.is_file()
@@ -59,7 +65,7 @@ def test_checkpoint_matches_its_card(name):
     assert refined >= plain + 1.0, "the card's refinement gain is under the promised 1 dB"
 
 
-@pytest.mark.parametrize("name", sorted(DEFAULT_MODELS.values()))
+@pytest.mark.parametrize("name", sorted(CARDS))
 def test_example_encodes_as_the_card_says(name, tmp_path):
     """Run the card's example command (encode) and compare with the PSNR it recorded."""
     card = CARDS[name]
@@ -130,3 +136,10 @@ def test_card_round_trips(tmp_path):
     path.write_text(json.dumps({"name": "x"}))
     with pytest.raises(Exception, match="cannot read model card"):
         ModelCard.read(path)
+
+
+def test_attention_without_model_uses_the_bundled_trans_inr_model(tmp_path):
+    image = REPO_ROOT / "assets" / "examples" / "astronaut.jpg"
+    result = assert_ok(invoke("attention", image, "-o", tmp_path / "a.png", "--cell", 32))
+    assert f"using the bundled image model {ATTENTION_MODEL}" in stderr_of(result)
+    assert (tmp_path / "a.png").stat().st_size > 0

@@ -31,7 +31,9 @@ def attention(
     out: Annotated[Path, typer.Option("-o", "--out", help="Output figure, a .png file.")],
     model: Annotated[
         Path | None,
-        typer.Option(help="Image checkpoint or run folder (default: the bundled image model)."),
+        typer.Option(
+            help="Image checkpoint or run folder (default: the bundled Trans-INR face model)."
+        ),
     ] = None,
     tokens: Annotated[
         int, typer.Option(min=1, help="Weight tokens shown per INR layer (most focused first).")
@@ -46,6 +48,7 @@ def attention(
 ) -> None:
     """Draw the last-layer attention of each INR layer's weight tokens on an image (Fig. 7)."""
     from models.api import Model, attention_map
+    from models.io.bundle import ATTENTION_MODEL
     from models.io.images import encode_png
     from models.io.safetensors_io import atomic_write
     from models.tasks.devices import resolve_device
@@ -54,7 +57,9 @@ def attention(
         raise TransInrError(f"the figure is written as PNG; name the output .png, not '{out.name}'")
     check_output(out, overwrite)
     torch_device = resolve_device(device.value)
-    checkpoint, meta_learner = load_model(model, torch_device, "image", quiet or as_json)
+    checkpoint, meta_learner = load_model(
+        model, torch_device, "image", quiet or as_json, default_name=ATTENTION_MODEL
+    )
     figure, chosen = attention_map(
         Model(checkpoint, meta_learner, torch_device), image, tokens=tokens, fit=fit.value,
         cell=cell, max_pixels=max_pixels,

@@ -221,10 +221,14 @@ class LazyTask:
 
 
 def load_model(
-    model_path: Path | None, device: torch.device, default_task: str | None = None, quiet=False
+    model_path: Path | None,
+    device: torch.device,
+    default_task: str | None = None,
+    quiet=False,
+    default_name: str | None = None,
 ):
     """A checkpoint and its model (models.api.load_model); without a path, the bundled default
-    of `default_task`, named on stderr with the data it was trained on."""
+    of `default_task` (or the bundled `default_name`), named on stderr with its training data."""
     from models.api import load_model as load
 
     if model_path is None:
@@ -234,7 +238,7 @@ def load_model(
             )
         from models.io.bundle import default_model
 
-        card = default_model(default_task)
+        card = default_model(default_task, default_name)
         model_path = card.path
         if not quiet:
             trained_on = card.training.get("data", "see its card")

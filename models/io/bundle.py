@@ -21,6 +21,8 @@ from models.io.safetensors_io import atomic_write, parse_json
 
 MAX_BUNDLED_BYTES = 25 * 1024 * 1024
 DEFAULT_MODELS = {"image": "image-celeba89", "nerf": "nerf-chairs"}
+# `transinr attention` maps weight tokens: the bundled Trans-INR face model (spatial has none).
+ATTENTION_MODEL = "image-celeba89-transinr"
 
 
 def bundled_dir() -> Path:
@@ -73,9 +75,10 @@ def bundled_cards() -> list[ModelCard]:
     return [ModelCard.read(path) for path in sorted(folder.glob("*.json"))]
 
 
-def default_model(task: str) -> ModelCard:
-    """The bundled default of a task; a one-line error when it is missing or was altered."""
-    name = DEFAULT_MODELS[task]
+def default_model(task: str, name: str | None = None) -> ModelCard:
+    """The bundled default of a task (or the bundled model `name`); a one-line error when it is
+    missing or was altered."""
+    name = name or DEFAULT_MODELS[task]
     card_path = bundled_dir() / f"{name}.json"
     if not card_path.is_file():
         raise TransInrError(
